@@ -1,0 +1,1 @@
+"""FPGA board targets and synthesis / place-and-route flows."""

@@ -1,0 +1,3 @@
+"""Host side of accelgen: driver, tiling, quantization, models, baselines, reports, CLI."""
+
+__all__ = []

@@ -1,0 +1,1 @@
+"""Simulation backends (Amaranth simulator, Verilator native harness) and cocotb testbenches."""
