@@ -1,0 +1,201 @@
+"""The systolic array: R x C PEs with input skew and output de-skew inside.
+
+One *step* per cycle enters at the array boundary, unskewed: a vector of R ``a``
+values (one per row) with its control, a vector of C ``b`` values (one per
+column), and a caller-defined ``tag``. The array skews them (row r and column c
+delayed r and c cycles), runs them through the PEs and hands back whole result
+rows, de-skewed, each with the tag of the step that produced it:
+
+* output-stationary: ``b`` steps stream with ``a`` steps; after a fold's last step
+  (tag taken from it) the array emits the fold's R result rows, row 0 first, one
+  per cycle, ``latency`` cycles after that last step (row r at ``latency + r``).
+  Consecutive last steps must be at least ``min_fold_cycles`` apart, so that a
+  fold's results are read before the next fold overwrites them.
+* weight-stationary: ``b`` steps load the *next* fold's weights (``b.load`` with
+  the target row in ``b.row``) while ``a`` steps of the current fold stream; a
+  fold's first ``a`` step carries ``swap``. Each valid ``a`` step yields one result
+  row (its tag attached) ``latency`` cycles later. A fold's weights must be
+  loaded strictly before its first ``a`` step, and after the previous fold's
+  first ``a`` step.
+"""
+
+from amaranth import Module, Signal, Array, unsigned, signed, Shape
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+from .pe import OSProcessingElement, WSProcessingElement, OSControl, WSControl
+
+__all__ = ["SystolicArray"]
+
+
+def _delay(m, sig, n, name):
+    """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``)."""
+    cur = sig
+    for i in range(n):
+        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        m.d.sync += nxt.eq(cur)
+        cur = nxt
+    return cur
+
+
+class SystolicArray(wiring.Component):
+    """R x C systolic array for one dataflow.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size.
+    a_shape, b_shape : Shape
+        Operand element shapes.
+    acc_bits : int
+        Accumulator / partial-sum width.
+    dataflow : str
+        ``"os"`` or ``"ws"``.
+    tag_shape : ShapeLike
+        Caller-defined tag carried from a step to its result rows.
+
+    Members
+    -------
+    a : In(StructLayout)
+        ``data`` (R elements) and ``ctl`` (:data:`OSControl` or :data:`WSControl`).
+    b : In(StructLayout)
+        ``data`` (C elements), ``load`` and ``row`` (weight loading, WS only).
+    tag : In(tag_shape)
+        Tag of this step (OS: sampled on a valid last step; WS: on a valid step).
+    o_valid : Out(1)
+    o_data : Out(ArrayLayout(signed(acc_bits), cols))
+    o_tag : Out(tag_shape)
+    o_row : Out(range(rows))
+        OS: row within the fold's tile; WS: zero.
+    """
+
+    def __init__(self, *, rows, cols, a_shape, b_shape, acc_bits, dataflow, tag_shape):
+        if dataflow not in ("os", "ws"):
+            raise ValueError(f"Dataflow must be 'os' or 'ws', not {dataflow!r}")
+        for name, v in (("rows", rows), ("cols", cols)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"Array {name} must be a positive integer, not {v!r}")
+        self._rows, self._cols = rows, cols
+        self._a_shape, self._b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+        self._acc_bits = acc_bits
+        self._dataflow = dataflow
+        self._tag_shape = tag_shape
+        self._row_bits = max(1, bits_for(rows - 1))
+        ctl = OSControl if dataflow == "os" else WSControl
+        super().__init__({
+            "a": In(data.StructLayout({"data": data.ArrayLayout(self._a_shape, rows), "ctl": ctl})),
+            "b": In(data.StructLayout({"data": data.ArrayLayout(self._b_shape, cols),
+                                       "load": 1, "row": unsigned(self._row_bits)})),
+            "tag": In(tag_shape),
+            "o_valid": Out(1),
+            "o_data": Out(data.ArrayLayout(signed(acc_bits), cols)),
+            "o_tag": Out(tag_shape),
+            "o_row": Out(range(rows)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """OS: cycles from a fold's last step to its row 0 on the outputs.
+        WS: cycles from an ``a`` step to its result row on the outputs."""
+        if self._dataflow == "os":
+            return self._cols + OSProcessingElement.LATENCY
+        return self._rows + self._cols + WSProcessingElement.LATENCY - 1
+
+    @property
+    def min_fold_cycles(self) -> int:
+        """OS: least spacing of consecutive last steps. WS: least spacing of
+        consecutive fold starts (weight loading takes one step per row)."""
+        if self._dataflow == "os":
+            return max(self._rows, self._cols)
+        return self._rows
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self._rows, self._cols
+
+        # Input skew: row r of `a` (with its control) and column c of `b` delayed r / c cycles.
+        a_skew = [_delay(m, self.a.data[r], r, f"a_skew{r}") for r in range(R)]
+        ctl_skew = [_delay(m, self.a.ctl, r, f"ctl_skew{r}") for r in range(R)]
+        b_skew = [_delay(m, self.b.data[c], c, f"b_skew{c}") for c in range(C)]
+
+        if self._dataflow == "os":
+            self._elaborate_os(m, a_skew, ctl_skew, b_skew)
+        else:
+            self._elaborate_ws(m, a_skew, ctl_skew, b_skew)
+        return m
+
+    def _elaborate_os(self, m, a_skew, ctl_skew, b_skew):
+        R, C = self._rows, self._cols
+        pe = [[OSProcessingElement(self._a_shape, self._b_shape, self._acc_bits)
+               for c in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.submodules[f"pe_{r}_{c}"] = p = pe[r][c]
+                if c == 0:
+                    m.d.comb += [p.a_in.eq(a_skew[r]), p.ctl_in.eq(ctl_skew[r])]
+                else:
+                    m.d.comb += [p.a_in.eq(pe[r][c - 1].a_out), p.ctl_in.eq(pe[r][c - 1].ctl_out)]
+                m.d.comb += p.b_in.eq(b_skew[c] if r == 0 else pe[r - 1][c].b_out)
+
+        # Drain: row r of the results is complete `latency - 1 + r` cycles after the last
+        # step; read it through a per-column row multiplexer, one row per cycle.
+        last = Signal()
+        m.d.comb += last.eq(self.a.ctl.valid & self.a.ctl.last)
+        start = _delay(m, last, self.latency - 1, "drain_start")
+        start_tag = _delay(m, self.tag, self.latency - 1, "drain_tag")
+        active = Signal()
+        row_cnt = Signal(range(R))
+        tag_hold = Signal.like(self.tag)
+        sel = Signal(range(R))
+        cur_tag = Signal.like(self.tag)
+        m.d.comb += [sel.eq(row_cnt), cur_tag.eq(tag_hold)]
+        with m.If(start):
+            m.d.comb += [sel.eq(0), cur_tag.eq(start_tag)]
+        m.d.sync += self.o_valid.eq(start | active)
+        with m.If(start | active):
+            m.d.sync += [self.o_row.eq(sel), self.o_tag.eq(cur_tag)]
+            for c in range(C):
+                col = Array(pe[r][c].result for r in range(R))
+                m.d.sync += self.o_data[c].eq(col[sel])
+            with m.If(start):
+                m.d.sync += tag_hold.eq(start_tag)
+            if R == 1:
+                m.d.sync += active.eq(0)
+            else:
+                with m.If(sel == R - 1):
+                    m.d.sync += active.eq(0)
+                with m.Else():
+                    m.d.sync += [active.eq(1), row_cnt.eq(sel + 1)]
+
+    def _elaborate_ws(self, m, a_skew, ctl_skew, b_skew):
+        R, C = self._rows, self._cols
+        load_skew = [_delay(m, self.b.load, c, f"load_skew{c}") for c in range(C)]
+        row_skew = [_delay(m, self.b.row, c, f"wrow_skew{c}") for c in range(C)]
+        pe = [[WSProcessingElement(self._a_shape, self._b_shape, self._acc_bits, r, self._row_bits)
+               for c in range(C)] for r in range(R)]
+        for r in range(R):
+            for c in range(C):
+                m.submodules[f"pe_{r}_{c}"] = p = pe[r][c]
+                if c == 0:
+                    m.d.comb += [p.a_in.eq(a_skew[r]), p.ctl_in.eq(ctl_skew[r])]
+                else:
+                    m.d.comb += [p.a_in.eq(pe[r][c - 1].a_out), p.ctl_in.eq(pe[r][c - 1].ctl_out)]
+                if r == 0:
+                    m.d.comb += [p.w_in.eq(b_skew[c]), p.wload_in.eq(load_skew[c]),
+                                 p.wtag_in.eq(row_skew[c]), p.psum_in.eq(0)]
+                else:
+                    up = pe[r - 1][c]
+                    m.d.comb += [p.w_in.eq(up.w_out), p.wload_in.eq(up.wload_out),
+                                 p.wtag_in.eq(up.wtag_out), p.psum_in.eq(up.psum_out)]
+        # De-skew: column c leaves the bottom c cycles after column 0; delay it C-1-c more.
+        cols = [_delay(m, pe[R - 1][c].psum_out, C - 1 - c, f"deskew{c}") for c in range(C)]
+        valid = Signal()
+        m.d.comb += valid.eq(self.a.ctl.valid)
+        # Bottom row visible `R + 2 + c` cycles after the step, de-skewed at `R + C + 1`;
+        # one more register to the outputs.
+        v_d = _delay(m, valid, self.latency - 1, "res_valid")
+        t_d = _delay(m, self.tag, self.latency - 1, "res_tag")
+        m.d.sync += [self.o_valid.eq(v_d), self.o_tag.eq(t_d), self.o_row.eq(0)]
+        for c in range(C):
+            m.d.sync += self.o_data[c].eq(cols[c])

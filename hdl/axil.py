@@ -1,0 +1,142 @@
+"""AXI4-Lite slave register bank generated from a :class:`~.regs.RegisterMap`.
+
+* Writes: the address and data channels are accepted together (both valid), the
+  response follows the next cycle. Writes to ``RW`` registers honour WSTRB;
+  ``WO`` registers produce a one-cycle strobe with the written value.
+* Reads: one cycle from AR to R. Reading a counter's ``_LO`` word latches its
+  ``_HI`` word so a 64-bit value is read coherently.
+* Unmapped addresses, and writes to read-only registers, answer SLVERR; reads of
+  write-only registers return zero with OKAY.
+"""
+
+from amaranth import Module, Signal, Mux
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .regs import RegisterMap
+
+__all__ = ["AXI4LiteSignature", "AXI4LiteCSR", "RESP_OKAY", "RESP_SLVERR"]
+
+RESP_OKAY = 0b00
+RESP_SLVERR = 0b10
+
+
+class AXI4LiteSignature(wiring.Signature):
+    """AXI4-Lite, from the master's point of view (a slave uses ``In(...)``)."""
+
+    def __init__(self, addr_width: int, data_width: int = 32):
+        if data_width not in (32, 64):
+            raise ValueError(f"AXI4-Lite data width must be 32 or 64, not {data_width!r}")
+        self.addr_width, self.data_width = addr_width, data_width
+        super().__init__({
+            "awaddr": Out(addr_width), "awprot": Out(3), "awvalid": Out(1), "awready": In(1),
+            "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wvalid": Out(1),
+            "wready": In(1),
+            "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "araddr": Out(addr_width), "arprot": Out(3), "arvalid": Out(1), "arready": In(1),
+            "rdata": In(data_width), "rresp": In(2), "rvalid": In(1), "rready": Out(1),
+        })
+
+
+class AXI4LiteCSR(wiring.Component):
+    """Register bank for ``regmap``.
+
+    Members
+    -------
+    bus : In(AXI4LiteSignature)
+    rw_<NAME> : Out(32)
+        Current value of each ``RW`` register.
+    wo_<NAME>, wo_<NAME>_stb : Out(32), Out(1)
+        Value and one-cycle strobe of each ``WO`` register write.
+    ro_<NAME> : In(32)
+        Value of each non-constant ``RO`` register (except counter words).
+    cnt_<NAME> : In(64)
+        Value of each 64-bit counter (the ``_LO``/``_HI`` pair).
+    """
+
+    def __init__(self, regmap: RegisterMap):
+        if not isinstance(regmap, RegisterMap):
+            raise TypeError(f"Register map must be a RegisterMap, not {regmap!r}")
+        self._map = regmap
+        self._counter_words = {f"{c}_{half}" for c in regmap.counters for half in ("LO", "HI")}
+        members = {"bus": In(AXI4LiteSignature(regmap.addr_width))}
+        for r in regmap.registers:
+            if r.access == "RW":
+                members[f"rw_{r.name}"] = Out(32, init=r.reset)
+            elif r.access == "WO":
+                members[f"wo_{r.name}"] = Out(32)
+                members[f"wo_{r.name}_stb"] = Out(1)
+            elif not r.const and r.name not in self._counter_words:
+                members[f"ro_{r.name}"] = In(32)
+        for c in regmap.counters:
+            members[f"cnt_{c}"] = In(64)
+        super().__init__(members)
+
+    @property
+    def regmap(self) -> RegisterMap:
+        return self._map
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        rmap = self._map
+
+        # -- write channel ---------------------------------------------------------------
+        for r in rmap.registers:
+            if r.access == "WO":
+                m.d.sync += getattr(self, f"wo_{r.name}_stb").eq(0)
+        accept_w = Signal()
+        m.d.comb += [
+            accept_w.eq(bus.awvalid & bus.wvalid & ~bus.bvalid),
+            bus.awready.eq(accept_w), bus.wready.eq(accept_w),
+        ]
+        with m.If(bus.bvalid & bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
+        with m.If(accept_w):
+            m.d.sync += [bus.bvalid.eq(1), bus.bresp.eq(RESP_SLVERR)]
+            waddr = bus.awaddr[2:]
+            with m.Switch(waddr):
+                for r in rmap.registers:
+                    if r.access == "RO":
+                        continue
+                    with m.Case(r.offset >> 2):
+                        m.d.sync += bus.bresp.eq(RESP_OKAY)
+                        if r.access == "RW":
+                            reg = getattr(self, f"rw_{r.name}")
+                            for byte in range(4):
+                                with m.If(bus.wstrb[byte]):
+                                    m.d.sync += reg[byte * 8:(byte + 1) * 8].eq(
+                                        bus.wdata[byte * 8:(byte + 1) * 8])
+                        else:
+                            m.d.sync += [getattr(self, f"wo_{r.name}").eq(bus.wdata),
+                                         getattr(self, f"wo_{r.name}_stb").eq(1)]
+
+        # -- read channel ----------------------------------------------------------------
+        hi_latch = {c: Signal(32, name=f"hi_latch_{c}") for c in rmap.counters}
+        m.d.comb += bus.arready.eq(~bus.rvalid)
+        with m.If(bus.rvalid & bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += [bus.rvalid.eq(1), bus.rresp.eq(RESP_SLVERR), bus.rdata.eq(0)]
+            with m.Switch(bus.araddr[2:]):
+                for r in rmap.registers:
+                    with m.Case(r.offset >> 2):
+                        m.d.sync += bus.rresp.eq(RESP_OKAY)
+                        if r.access == "RW":
+                            value = getattr(self, f"rw_{r.name}")
+                        elif r.access == "WO":
+                            value = 0
+                        elif r.const:
+                            value = r.reset
+                        elif r.name in self._counter_words:
+                            cname, half = r.name.rsplit("_", 1)
+                            cnt = getattr(self, f"cnt_{cname}")
+                            if half == "LO":
+                                value = cnt[:32]
+                                m.d.sync += hi_latch[cname].eq(cnt[32:])
+                            else:
+                                value = hi_latch[cname]
+                        else:
+                            value = getattr(self, f"ro_{r.name}")
+                        m.d.sync += bus.rdata.eq(value)
+        return m

@@ -1,0 +1,237 @@
+"""Accelerator configurations: one frozen, validated object drives everything.
+
+A config is the single source of truth for the RTL, the manifest, the driver's
+packing and tiling, the analytic model, the tests and synthesis. Its canonical
+JSON (sorted keys, no whitespace, with a ``kind`` tag) hashes to the key of every
+cached artifact.
+"""
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .dtypes import DType, dtype, DTYPES
+
+__all__ = ["ConfigBase", "GemmConfig", "config_from_dict", "config_from_json"]
+
+
+def _check_int(owner: str, field: str, value: Any, lo: int, hi: int, rule: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}.{field} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        rule = rule or f"in {lo}..{hi}"
+        raise ValueError(f"{owner}.{field} must be {rule}, not {value!r}")
+
+
+def _check_choice(owner: str, field: str, value: Any, choices) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}.{field} must be a string, one of {', '.join(map(repr, choices))}; "
+                        f"not {value!r}")
+    if value not in choices:
+        raise ValueError(f"{owner}.{field} must be one of {', '.join(map(repr, choices))}, "
+                         f"not {value!r}")
+
+
+def _check_bool(owner: str, field: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{owner}.{field} must be a bool, not {value!r}")
+
+
+@dataclass(frozen=True)
+class ConfigBase:
+    """Common behaviour of accelerator configs: JSON round trip and stable hash."""
+
+    KIND: ClassVar[str] = ""
+    SCHEMA: ClassVar[int] = 1
+
+    def to_dict(self) -> dict:
+        return {"kind": self.KIND, **dataclasses.asdict(self)}
+
+    def to_json(self, indent: int | None = None) -> str:
+        if indent is None:
+            return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return json.dumps(self.to_dict(), sort_keys=True, indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        if not isinstance(data, dict):
+            raise TypeError(f"{cls.__name__} data must be a mapping, not {type(data).__name__}")
+        data = dict(data)
+        kind = data.pop("kind", cls.KIND)
+        if kind != cls.KIND:
+            raise ValueError(f"{cls.__name__} data must have kind {cls.KIND!r}, not {kind!r}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {', '.join(map(repr, unknown))}; "
+                             f"fields are {', '.join(sorted(names))}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    @property
+    def config_hash(self) -> str:
+        """SHA-256 of the canonical JSON (with the schema version), as 64 hex digits."""
+        canon = json.dumps({"schema": self.SCHEMA, **self.to_dict()}, sort_keys=True,
+                           separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class GemmConfig(ConfigBase):
+    """Dense systolic-array GEMM accelerator configuration.
+
+    The defaults give an 8x8 int8 output-stationary array with a 64-bit stream.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Systolic array size R x C, 1..64 each (rectangular arrays allowed).
+    dataflow : str
+        ``"os"`` (output-stationary: C tiles stay in the PEs while K streams) or
+        ``"ws"`` (weight-stationary: B tiles stay in the PEs while A rows stream).
+    a_dtype, b_dtype : str
+        Operand types: int4, uint4, int8, uint8, int16, uint16.
+    acc_bits : int
+        Accumulator width, a multiple of 8 in 16..64 and at least the product width.
+        Results wrap modulo 2**acc_bits (two's complement) like a C integer.
+    stream_bits : int
+        AXI4-Stream TDATA width, a power of two in 32..512.
+    a_spad_kib, b_spad_kib : int
+        Operand scratchpad capacities in KiB (1..1024). They bound the job size.
+    acc_kib : int
+        Accumulator memory capacity in KiB (1..4096). It bounds M*N of one job.
+    double_buffer : bool
+        Overlap operand loading, compute and result draining. When false, each job
+        loads all operands, then computes, then drains: the ablation baseline.
+    requant : bool
+        Build the requantization unit (int32 -> int8, per-tensor multiplier and
+        shift, round to nearest, saturate, optional ReLU).
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a field of the wrong type or value; the message names field, rule and value.
+    """
+
+    KIND: ClassVar[str] = "gemm"
+
+    rows: int = 8
+    cols: int = 8
+    dataflow: str = "os"
+    a_dtype: str = "int8"
+    b_dtype: str = "int8"
+    acc_bits: int = 32
+    stream_bits: int = 64
+    a_spad_kib: int = 16
+    b_spad_kib: int = 16
+    acc_kib: int = 64
+    double_buffer: bool = True
+    requant: bool = True
+
+    DATAFLOWS: ClassVar[tuple] = ("os", "ws")
+
+    def __post_init__(self):
+        o = type(self).__name__
+        _check_int(o, "rows", self.rows, 1, 64)
+        _check_int(o, "cols", self.cols, 1, 64)
+        _check_choice(o, "dataflow", self.dataflow, self.DATAFLOWS)
+        _check_choice(o, "a_dtype", self.a_dtype, tuple(DTYPES))
+        _check_choice(o, "b_dtype", self.b_dtype, tuple(DTYPES))
+        _check_int(o, "acc_bits", self.acc_bits, 16, 64)
+        if self.acc_bits % 8:
+            raise ValueError(f"{o}.acc_bits must be a multiple of 8, not {self.acc_bits!r}")
+        prod = self.a.bits + self.b.bits
+        if self.acc_bits < prod:
+            raise ValueError(f"{o}.acc_bits must be at least the product width "
+                             f"{prod} ({self.a_dtype} x {self.b_dtype}), not {self.acc_bits!r}")
+        _check_int(o, "stream_bits", self.stream_bits, 32, 512)
+        if self.stream_bits & (self.stream_bits - 1):
+            raise ValueError(f"{o}.stream_bits must be a power of two in 32..512, "
+                             f"not {self.stream_bits!r}")
+        _check_int(o, "a_spad_kib", self.a_spad_kib, 1, 1024)
+        _check_int(o, "b_spad_kib", self.b_spad_kib, 1, 1024)
+        _check_int(o, "acc_kib", self.acc_kib, 1, 4096)
+        _check_bool(o, "double_buffer", self.double_buffer)
+        _check_bool(o, "requant", self.requant)
+        for name, depth in (("a_spad_kib", self.a_depth), ("b_spad_kib", self.b_depth),
+                            ("acc_kib", self.acc_depth)):
+            if depth < 1:
+                raise ValueError(f"{o}.{name} is too small to hold one word of this array, "
+                                 f"not {getattr(self, name)!r}")
+
+    # -- derived quantities ------------------------------------------------------------
+
+    @property
+    def a(self) -> DType:
+        return dtype(self.a_dtype)
+
+    @property
+    def b(self) -> DType:
+        return dtype(self.b_dtype)
+
+    @property
+    def a_word_bits(self) -> int:
+        """One A scratchpad word: ``rows`` A elements (a column slice of an A tile in OS,
+        a row slice of one K block in WS)."""
+        return self.rows * self.a.bits
+
+    @property
+    def b_word_bits(self) -> int:
+        """One B scratchpad word: ``cols`` B elements (one row of a B tile)."""
+        return self.cols * self.b.bits
+
+    @property
+    def acc_word_bits(self) -> int:
+        """One accumulator row: ``cols`` accumulators."""
+        return self.cols * self.acc_bits
+
+    @property
+    def a_depth(self) -> int:
+        return self.a_spad_kib * 8192 // self.a_word_bits
+
+    @property
+    def b_depth(self) -> int:
+        return self.b_spad_kib * 8192 // self.b_word_bits
+
+    @property
+    def acc_depth(self) -> int:
+        return self.acc_kib * 8192 // self.acc_word_bits
+
+    @property
+    def top_name(self) -> str:
+        """Verilog module name of the generated top; unique per config."""
+        return f"accelgen_gemm_{self.config_hash[:8]}"
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.rows * self.cols
+
+    def describe(self) -> str:
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} "
+                f"{self.a_dtype}x{self.b_dtype}->int{self.acc_bits}, "
+                f"{self.stream_bits}-bit streams")
+
+
+_KINDS = {"gemm": GemmConfig}
+
+
+def config_from_dict(data: dict) -> ConfigBase:
+    """Build the config named by ``data["kind"]`` (``"gemm"`` when absent)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"Config data must be a mapping, not {type(data).__name__}")
+    kind = data.get("kind", "gemm")
+    if kind not in _KINDS:
+        raise ValueError(f"Config kind must be one of {', '.join(map(repr, _KINDS))}, not {kind!r}")
+    return _KINDS[kind].from_dict(data)
+
+
+def config_from_json(text: str) -> ConfigBase:
+    return config_from_dict(json.loads(text))

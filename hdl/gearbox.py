@@ -1,0 +1,123 @@
+"""Width conversion between the AXI4-Stream beats and internal words.
+
+Packing rule, used on both streams and documented in the manifest: a word of
+``W`` bits and a beat of ``S`` bits.
+
+* ``W <= S``: ``P = S // W`` words per beat, word ``p`` at bits ``[p*W, (p+1)*W)``;
+  a segment's last beat may hold fewer words (the rest are zero). A new segment
+  starts on a new beat.
+* ``W > S``: ``Q = ceil(W / S)`` beats per word, beat ``q`` holds bits
+  ``[q*S, (q+1)*S)`` of the word (zero-padded past ``W``).
+
+Elements inside a word are little-endian: element ``e`` at bits ``[e*b, (e+1)*b)``.
+"""
+
+from amaranth import Module, Signal, Cat, Const
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["words_per_beat", "beats_per_word", "beats_for", "Packer"]
+
+
+def words_per_beat(word_bits: int, stream_bits: int) -> int:
+    return max(1, stream_bits // word_bits) if word_bits <= stream_bits else 1
+
+
+def beats_per_word(word_bits: int, stream_bits: int) -> int:
+    return -(-word_bits // stream_bits)
+
+
+def beats_for(n_words: int, word_bits: int, stream_bits: int) -> int:
+    """Beats that ``n_words`` words of ``word_bits`` take on a ``stream_bits`` stream."""
+    if word_bits <= stream_bits:
+        return -(-n_words // words_per_beat(word_bits, stream_bits))
+    return n_words * beats_per_word(word_bits, stream_bits)
+
+
+class Packer(wiring.Component):
+    """Rows in, AXI4-Stream beats out, with a run-time choice among row formats.
+
+    Parameters
+    ----------
+    stream_bits : int
+    formats : list of int
+        Row widths in bits; ``fmt`` selects one (it must not change mid-frame).
+
+    Members
+    -------
+    i_data, i_last, i_valid : In
+        A row (in the low bits of ``i_data``) and whether it is the frame's last.
+    i_ready : Out
+    fmt : In
+    o_data, o_last, o_valid : Out
+        Registered AXI4-Stream master signals (stable until accepted).
+    o_ready : In
+    """
+
+    def __init__(self, stream_bits, formats):
+        self._sb = stream_bits
+        self._formats = list(formats)
+        self._max = max(self._formats)
+        super().__init__({
+            "i_data": In(self._max), "i_last": In(1), "i_valid": In(1), "i_ready": Out(1),
+            "fmt": In(range(max(2, len(self._formats)))),
+            "o_data": Out(stream_bits), "o_last": Out(1), "o_valid": Out(1), "o_ready": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        S = self._sb
+        can_emit = Signal()
+        m.d.comb += can_emit.eq(~self.o_valid | self.o_ready)
+        with m.If(self.o_valid & self.o_ready):
+            m.d.sync += self.o_valid.eq(0)
+
+        pbuf = Signal(S)                    # partially packed beat (W <= S formats)
+        p = Signal(range(max(2, S + 1)))
+        rbuf = Signal(max(-(-W // S) * S for W in self._formats))   # row split into beats (W > S)
+        rlast = Signal()
+        rvalid = Signal()
+        q = Signal(range(max(2, -(-self._max // S) + 1)))
+
+        with m.Switch(self.fmt):
+            for idx, W in enumerate(self._formats):
+                with m.Case(idx):
+                    if W <= S:
+                        P = S // W
+                        m.d.comb += self.i_ready.eq(can_emit)
+                        shifted = Signal(S, name=f"shifted{idx}")
+                        merged = Signal(S, name=f"merged{idx}")
+                        row = self.i_data[:W]
+                        # place the row at slot p
+                        with m.Switch(p):
+                            for slot in range(P):
+                                with m.Case(slot):
+                                    m.d.comb += shifted.eq(row << (slot * W) if slot else row)
+                        m.d.comb += merged.eq(pbuf | shifted)
+                        with m.If(self.i_valid & can_emit):
+                            with m.If((p == P - 1) | self.i_last):
+                                m.d.sync += [self.o_data.eq(merged), self.o_last.eq(self.i_last),
+                                             self.o_valid.eq(1), pbuf.eq(0), p.eq(0)]
+                            with m.Else():
+                                m.d.sync += [pbuf.eq(merged), p.eq(p + 1)]
+                    else:
+                        Q = -(-W // S)
+                        releasing = Signal(name=f"releasing{idx}")
+                        m.d.comb += [
+                            releasing.eq(rvalid & can_emit & (q == Q - 1)),
+                            self.i_ready.eq(~rvalid | releasing),
+                        ]
+                        with m.If(rvalid & can_emit):
+                            with m.Switch(q):
+                                for beat in range(Q):
+                                    with m.Case(beat):
+                                        m.d.sync += self.o_data.eq(rbuf[beat * S:(beat + 1) * S])
+                            m.d.sync += [self.o_valid.eq(1),
+                                         self.o_last.eq(rlast & (q == Q - 1)),
+                                         q.eq(q + 1)]
+                            with m.If(q == Q - 1):
+                                m.d.sync += [rvalid.eq(0), q.eq(0)]
+                        with m.If(self.i_valid & self.i_ready):
+                            m.d.sync += [rbuf.eq(self.i_data[:W]), rlast.eq(self.i_last),
+                                         rvalid.eq(1)]
+        return m

@@ -1,0 +1,505 @@
+"""The dense GEMM core: C (+)= A . B for one job, from operand stream to result stream.
+
+Blocks, in data order:
+
+``Loader``
+    A then B words from the input frame into two scratchpads; word counts form
+    the scoreboard.
+sequencer
+    Walks the folds (one R x C output tile per fold in OS; one R x C weight tile
+    per fold in WS) and issues one array step per cycle. A fold starts as soon as
+    its operands are in the scratchpads, so loading overlaps compute.
+``SystolicArray``
+    Skew, PEs, de-skew; emits whole result rows with the tag of their step.
+writer
+    Read-modify-write of result rows into the accumulator memory (overwrite, or
+    add onto what is there: K blocks in WS, the previous job with ACCUMULATE).
+    Counts finished rows.
+output engine
+    Reads finished rows from the accumulator memory in order (a second read
+    port), requantizes them if asked, and packs them into the output frame while
+    the array computes the next tiles: draining overlaps compute.
+
+Layouts (element order inside words is little-endian; see :mod:`.gearbox`):
+
+* OS: A word ``i*K + k`` = ``A[i*R:(i+1)*R, k]``; B word ``j*K + k`` =
+  ``B[k, j*C:(j+1)*C]``; folds ``(i, j)`` with ``j`` inner; accumulator row
+  ``(i*nj + j)*R + r``; output rows: for each fold, its rows ``i*R + r < M``.
+* WS: A word ``kt*M + m`` = ``A[m, kt*R:(kt+1)*R]``; B word ``f*R + r`` =
+  ``B[kt*R + r, jt*C:(jt+1)*C]`` for fold ``f = jt*nk + kt`` (``kt`` inner);
+  accumulator row ``jt*M + m``; output rows in that order.
+
+Padding past M, K, N is zero in the operands; padded result rows are not sent and
+padded lanes are zero or junk the host ignores.
+"""
+
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth.lib.memory import Memory
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.utils import bits_for, ceil_log2
+
+from .config import GemmConfig
+from .array import SystolicArray
+from .loader import Loader
+from .gearbox import Packer
+from .requant import Requantizer
+from .regs import GEMM_ERRORS
+
+__all__ = ["GemmCore", "ERR"]
+
+ERR = {e.name: e.code for e in GEMM_ERRORS}
+
+DIM_BITS = 16
+OUT_FIFO_DEPTH = 8
+WS_MIN_FOLD = 3     # writer read-modify-write distance for the same accumulator row
+
+
+def _ceil_div_const(x, d: int, width: int):
+    """``ceil(x / d)`` for an unsigned ``x`` of ``width`` bits and a constant ``d``,
+    by multiplication with a reciprocal checked exhaustively here."""
+    if d == 1:
+        return x
+    if d & (d - 1) == 0:
+        return (x + d - 1) >> (d.bit_length() - 1)
+    ybits = width + 1
+    s = ybits + ceil_log2(d)
+    c = -(-(1 << s) // d)
+    for y in range(1 << ybits):
+        assert (y * c) >> s == y // d, (d, y)
+    return ((x + d - 1) * c) >> s
+
+
+class GemmCore(wiring.Component):
+    """One-job GEMM engine with plain (non-AXI-named) ports.
+
+    Parameters
+    ----------
+    config : GemmConfig
+
+    Members
+    -------
+    start : In(1)
+        Pulse: start a job with the current ``m``, ``k``, ``n``, ``mode``, ``rq_*``.
+    m, k, n : In(16)
+    mode : In(4)
+        Bits: ACCUMULATE, REQUANT, RELU, NO_OUTPUT.
+    rq_mult : In(16), rq_shift : In(6)
+    busy, done, error : Out(1)
+    error_code : Out(8)
+    job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs : Out(64)
+    jobs : Out(32)
+    s_data, s_last, s_valid, s_ready : operand stream (slave)
+    m_data, m_last, m_valid, m_ready : result stream (master)
+    """
+
+    def __init__(self, config: GemmConfig):
+        if not isinstance(config, GemmConfig):
+            raise TypeError(f"GemmCore config must be a GemmConfig, not {config!r}")
+        self._cfg = config
+        sb = config.stream_bits
+        super().__init__({
+            "start": In(1), "m": In(DIM_BITS), "k": In(DIM_BITS), "n": In(DIM_BITS),
+            "mode": In(4), "rq_mult": In(16), "rq_shift": In(6),
+            "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8),
+            "job_cycles": Out(64), "compute_cycles": Out(64), "in_stall_cycles": Out(64),
+            "out_stall_cycles": Out(64), "macs": Out(64), "jobs": Out(32),
+            "s_data": In(sb), "s_last": In(1), "s_valid": In(1), "s_ready": Out(1),
+            "m_data": Out(sb), "m_last": Out(1), "m_valid": Out(1), "m_ready": In(1),
+        })
+
+    @property
+    def config(self) -> GemmConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        R, C = cfg.rows, cfg.cols
+        os_ = cfg.dataflow == "os"
+        m = Module()
+
+        a_shape = signed(cfg.a.bits) if cfg.a.signed else unsigned(cfg.a.bits)
+        b_shape = signed(cfg.b.bits) if cfg.b.signed else unsigned(cfg.b.bits)
+        a_aw = max(1, bits_for(cfg.a_depth - 1))
+        b_aw = max(1, bits_for(cfg.b_depth - 1))
+        c_aw = max(1, bits_for(cfg.acc_depth - 1))
+        cnt_bits = 33            # word counts: products of two 16-bit dims, plus headroom
+        row_bits = cfg.acc_word_bits
+
+        # -- memories ------------------------------------------------------------------
+        m.submodules.a_spad = a_spad = Memory(shape=unsigned(cfg.a_word_bits), depth=cfg.a_depth,
+                                              init=[])
+        m.submodules.b_spad = b_spad = Memory(shape=unsigned(cfg.b_word_bits), depth=cfg.b_depth,
+                                              init=[])
+        m.submodules.acc_mem = acc_mem = Memory(shape=unsigned(row_bits), depth=cfg.acc_depth,
+                                                init=[])
+        a_wr, a_rd = a_spad.write_port(), a_spad.read_port()
+        b_wr, b_rd = b_spad.write_port(), b_spad.read_port()
+        c_wr, c_rmw, c_out = acc_mem.write_port(), acc_mem.read_port(), acc_mem.read_port()
+
+        # -- job registers and setup ---------------------------------------------------
+        M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
+        mode = Signal(4); mult = Signal(16); shift = Signal(6)
+        mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
+        ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
+        n_a = Signal(cnt_bits); n_b = Signal(cnt_bits); n_c = Signal(cnt_bits)
+        mn = Signal(32); macs_job = Signal(48); nij = Signal(32); out_rows = Signal(32)
+        n_folds = Signal(32)
+
+        m.submodules.loader = loader = Loader(
+            stream_bits=cfg.stream_bits, a_word_bits=cfg.a_word_bits, b_word_bits=cfg.b_word_bits,
+            a_addr_bits=a_aw, b_addr_bits=b_aw, count_bits=cnt_bits)
+        m.d.comb += [
+            loader.s_data.eq(self.s_data), loader.s_last.eq(self.s_last),
+            loader.s_valid.eq(self.s_valid), self.s_ready.eq(loader.s_ready),
+            loader.n_a.eq(n_a), loader.n_b.eq(n_b),
+            a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
+            b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
+        ]
+
+        tag_layout = data.StructLayout({"addr": unsigned(c_aw), "acc": 1, "final": 1, "end": 1})
+        m.submodules.array = array = SystolicArray(
+            rows=R, cols=C, a_shape=a_shape, b_shape=b_shape, acc_bits=cfg.acc_bits,
+            dataflow=cfg.dataflow, tag_shape=tag_layout)
+
+        running = Signal()        # sequencer/writer/output may act
+        aborting = Signal()
+        abort_cycles = array.latency + R + 16
+        abort_wait = Signal(range(abort_cycles + 1))
+        seq_done = Signal()       # all steps issued
+        span = Signal()           # compute span: first step issued .. last row written
+        span_done = Signal()
+        seq_stall = Signal()      # sequencer waiting for operands
+        issued_any = Signal()
+        err_code = Signal(8)
+
+        loaded_all = Signal()
+        m.d.comb += loaded_all.eq((loader.a_count == n_a) & (loader.b_count == n_b))
+
+        # -- sequencer -----------------------------------------------------------------
+        step_valid = Signal()
+        step_ctl = Signal(array.a.ctl.shape())
+        step_tag = Signal(tag_layout)
+        step_load = Signal()
+        step_row = Signal(array.b.row.shape())
+        any_issue = Signal()
+        # Operands come from the scratchpads one cycle after the address; control and tag
+        # are registered to line up with them.
+        m.d.sync += [array.a.ctl.eq(step_ctl), array.tag.eq(step_tag),
+                     array.b.load.eq(step_load), array.b.row.eq(step_row)]
+        m.d.comb += [
+            array.a.data.as_value().eq(a_rd.data),
+            array.b.data.as_value().eq(b_rd.data),
+        ]
+
+        gate = loaded_all if not cfg.double_buffer else Const(1)
+
+        if os_:
+            S = array.min_fold_cycles
+            i_idx = Signal(DIM_BITS); j_idx = Signal(DIM_BITS); kk = Signal(DIM_BITS)
+            a_base = Signal(cnt_bits); b_base = Signal(cnt_bits); c_base = Signal(c_aw + 1)
+            gap = Signal(range(S + 1))
+            waiting = Signal(); stepping = Signal()
+            gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
+            k_cur = Signal(DIM_BITS)
+            last_fold = Signal()
+            m.d.comb += [
+                gap_ok.eq(gap + K >= S + 1),
+                data_ok.eq((loader.a_count >= a_base + K) & (loader.b_count >= b_base + K) & gate),
+                go.eq(running & waiting & gap_ok & data_ok),
+                seq_stall.eq(running & waiting & gap_ok & ~data_ok),
+                issuing.eq(go | stepping),
+                k_cur.eq(Mux(stepping, kk, 0)),
+                last_fold.eq((i_idx == ni - 1) & (j_idx == nj - 1)),
+                a_rd.addr.eq(a_base + k_cur),
+                b_rd.addr.eq(b_base + k_cur),
+            ]
+            with m.If(issuing):
+                is_last = k_cur == K - 1
+                m.d.comb += [
+                    any_issue.eq(1),
+                    step_ctl.valid.eq(1), step_ctl.first.eq(k_cur == 0), step_ctl.last.eq(is_last),
+                    step_tag.addr.eq(c_base), step_tag.acc.eq(mode_acc), step_tag.final.eq(1),
+                    step_tag.end.eq(last_fold),
+                ]
+                with m.If(is_last):
+                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), c_base.eq(c_base + R)]
+                    with m.If(last_fold):
+                        m.d.sync += [waiting.eq(0), seq_done.eq(1)]
+                    with m.Else():
+                        m.d.sync += waiting.eq(1)
+                        with m.If(j_idx == nj - 1):
+                            m.d.sync += [j_idx.eq(0), b_base.eq(0), i_idx.eq(i_idx + 1),
+                                         a_base.eq(a_base + K)]
+                        with m.Else():
+                            m.d.sync += [j_idx.eq(j_idx + 1), b_base.eq(b_base + K)]
+                with m.Else():
+                    m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1)]
+            with m.Else():
+                with m.If(gap != S):
+                    m.d.sync += gap.eq(gap + 1)
+
+            def seq_reset():
+                m.d.sync += [i_idx.eq(0), j_idx.eq(0), kk.eq(0), a_base.eq(0), b_base.eq(0),
+                             c_base.eq(0), gap.eq(S), waiting.eq(1), stepping.eq(0),
+                             seq_done.eq(0)]
+            seq_abort_sigs = [waiting, stepping]
+        else:
+            S = max(array.min_fold_cycles, WS_MIN_FOLD)
+            jt = Signal(DIM_BITS); kt = Signal(DIM_BITS); f_idx = Signal(32)
+            a_base = Signal(cnt_bits); c_base = Signal(c_aw + 1); wb_base = Signal(cnt_bits)
+            t = Signal(DIM_BITS + 1)
+            fold_len = Signal(DIM_BITS + 1)
+            preloading = Signal(); waiting = Signal(); in_fold = Signal()
+            pre_ok = Signal(); data_ok = Signal(); go = Signal()
+            t_cur = Signal(DIM_BITS + 1)
+            has_next = Signal(); last_fold = Signal()
+            m.d.comb += [
+                fold_len.eq(Mux(M > S, M, S)),
+                has_next.eq(f_idx + 1 < n_folds),
+                last_fold.eq(~has_next),
+                pre_ok.eq((loader.b_count >= R) & gate),
+                data_ok.eq((loader.a_count >= a_base + M)
+                           & (~has_next | (loader.b_count >= wb_base + R)) & gate),
+                go.eq(running & waiting & data_ok),
+                seq_stall.eq(running & ((preloading & ~pre_ok) | (waiting & ~data_ok))),
+                t_cur.eq(Mux(in_fold, t, 0)),
+            ]
+            # weight preload of fold 0
+            pre_r = Signal(range(max(2, R)))
+            with m.If(running & preloading & pre_ok):
+                m.d.comb += [any_issue.eq(1), b_rd.addr.eq(pre_r), step_load.eq(1),
+                             step_row.eq(pre_r)]
+                with m.If(pre_r == R - 1):
+                    m.d.sync += [preloading.eq(0), waiting.eq(1), pre_r.eq(0)]
+                with m.Else():
+                    m.d.sync += pre_r.eq(pre_r + 1)
+            with m.If(go | in_fold):
+                m.d.comb += any_issue.eq(1)
+                with m.If(t_cur < M):
+                    m.d.comb += [
+                        a_rd.addr.eq(a_base + t_cur),
+                        step_ctl.valid.eq(1), step_ctl.swap.eq(t_cur == 0),
+                        step_tag.addr.eq(c_base + t_cur),
+                        step_tag.acc.eq(mode_acc | (kt != 0)),
+                        step_tag.final.eq(kt == nk - 1),
+                        step_tag.end.eq(last_fold & (t_cur == M - 1)),
+                    ]
+                with m.If((t_cur < R) & has_next):
+                    m.d.comb += [b_rd.addr.eq(wb_base + t_cur), step_load.eq(1),
+                                 step_row.eq(t_cur)]
+                with m.If(t_cur == fold_len - 1):
+                    m.d.sync += [in_fold.eq(0), t.eq(0), f_idx.eq(f_idx + 1),
+                                 wb_base.eq(wb_base + R)]
+                    with m.If(last_fold):
+                        m.d.sync += [waiting.eq(0), seq_done.eq(1)]
+                    with m.Else():
+                        m.d.sync += waiting.eq(1)
+                        with m.If(kt == nk - 1):
+                            m.d.sync += [kt.eq(0), a_base.eq(0), jt.eq(jt + 1),
+                                         c_base.eq(c_base + M)]
+                        with m.Else():
+                            m.d.sync += [kt.eq(kt + 1), a_base.eq(a_base + M)]
+                with m.Else():
+                    m.d.sync += [in_fold.eq(1), waiting.eq(0), t.eq(t_cur + 1)]
+
+            def seq_reset():
+                m.d.sync += [jt.eq(0), kt.eq(0), f_idx.eq(0), a_base.eq(0), c_base.eq(0),
+                             wb_base.eq(R), t.eq(0), preloading.eq(1), waiting.eq(0),
+                             in_fold.eq(0), pre_r.eq(0), seq_done.eq(0)]
+            seq_abort_sigs = [preloading, waiting, in_fold]
+
+        # -- writer: read-modify-write into the accumulator memory ---------------------
+        w_valid = Signal(); w_addr = Signal(c_aw); w_acc = Signal(); w_final = Signal()
+        w_end = Signal(); w_row = Signal(row_bits)
+        s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
+        s_sum = Signal(row_bits)
+        final_count = Signal(c_aw + 1)
+        o_addr = Signal(c_aw + 1)
+        m.d.comb += o_addr.eq(array.o_tag.addr + (array.o_row if os_ else 0))
+        o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
+        m.d.comb += c_rmw.addr.eq(o_addr)
+        m.d.sync += [
+            w_valid.eq(array.o_valid & running), w_addr.eq(o_addr), w_acc.eq(array.o_tag.acc),
+            w_final.eq(array.o_tag.final), w_end.eq(o_end), w_row.eq(array.o_data.as_value()),
+        ]
+        old = data.View(data.ArrayLayout(signed(cfg.acc_bits), C), c_rmw.data)
+        new = data.View(data.ArrayLayout(signed(cfg.acc_bits), C), w_row)
+        lanes = []
+        for c in range(C):
+            lane = Signal(signed(cfg.acc_bits), name=f"sum{c}")
+            m.d.comb += lane.eq(Mux(w_acc, old[c] + new[c], new[c]))
+            lanes.append(lane)
+        m.d.sync += [s_valid.eq(w_valid), s_addr.eq(w_addr), s_final.eq(w_final & w_valid),
+                     s_end.eq(w_end & w_valid), s_sum.eq(Cat(*lanes))]
+        m.d.comb += [c_wr.addr.eq(s_addr), c_wr.data.eq(s_sum), c_wr.en.eq(s_valid)]
+        with m.If(s_final):
+            m.d.sync += final_count.eq(final_count + 1)
+
+        # -- output engine ---------------------------------------------------------------
+        m.submodules.requant = rq = Requantizer(C, cfg.acc_bits)
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=row_bits + 1, depth=OUT_FIFO_DEPTH)
+        out_formats = [row_bits, C * 8]
+        m.submodules.packer = packer = Packer(cfg.stream_bits, out_formats)
+
+        out_active = Signal(); out_started = Signal(); flushing = Signal()
+        out_addr = Signal(c_aw + 1); out_r = Signal(range(max(2, R))); out_j = Signal(DIM_BITS)
+        out_ibase = Signal(DIM_BITS + 8); out_sent = Signal(32)
+        inflight = Signal(range(OUT_FIFO_DEPTH + 8))
+        row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
+        out_gate = span_done if not cfg.double_buffer else Const(1)
+        m.d.comb += [
+            row_ok.eq((out_ibase + out_r < M) if os_ else 1),
+            ready_row.eq(((final_count > out_addr) & out_gate) | flushing),
+            credit_ok.eq(fifo.level + inflight < OUT_FIFO_DEPTH),
+            out_issue.eq(out_active & row_ok & ready_row & credit_ok),
+            c_out.addr.eq(out_addr),
+        ]
+        issued_last = Signal()
+        with m.If(out_active & (out_issue | ~row_ok)):
+            m.d.sync += out_addr.eq(out_addr + 1)
+            if os_:
+                with m.If(out_r == R - 1):
+                    m.d.sync += out_r.eq(0)
+                    with m.If(out_j == nj - 1):
+                        m.d.sync += [out_j.eq(0), out_ibase.eq(out_ibase + R)]
+                    with m.Else():
+                        m.d.sync += out_j.eq(out_j + 1)
+                with m.Else():
+                    m.d.sync += out_r.eq(out_r + 1)
+        with m.If(out_issue):
+            m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1)]
+            with m.If(out_sent == out_rows - 1):
+                m.d.sync += out_active.eq(0)
+        m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows - 1))
+        rd_valid = Signal(); rd_last = Signal()
+        m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last)]
+        m.d.comb += [
+            rq.i_valid.eq(rd_valid), rq.i_last.eq(rd_last),
+            rq.i_data.as_value().eq(Mux(flushing, 0, c_out.data)),
+            rq.enable.eq(mode_rq), rq.relu.eq(mode_relu), rq.mult.eq(mult), rq.shift.eq(shift),
+            fifo.w_en.eq(rq.o_valid), fifo.w_data.eq(Cat(rq.o_data, rq.o_last)),
+            packer.fmt.eq(mode_rq),
+            packer.i_valid.eq(fifo.r_rdy), packer.i_data.eq(fifo.r_data[:row_bits]),
+            packer.i_last.eq(fifo.r_data[row_bits]),
+            fifo.r_en.eq(packer.i_ready),
+            self.m_data.eq(packer.o_data), self.m_last.eq(packer.o_last),
+            self.m_valid.eq(packer.o_valid), packer.o_ready.eq(self.m_ready),
+        ]
+        m.d.sync += inflight.eq(inflight + out_issue - rq.o_valid)
+
+        # -- span and counters -----------------------------------------------------------
+        with m.If(any_issue & running):
+            m.d.sync += [span.eq(1), issued_any.eq(1)]
+        with m.If(s_end):
+            m.d.sync += [span.eq(0), span_done.eq(1)]
+        with m.If(self.busy):
+            m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
+            with m.If(seq_stall):
+                m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
+            with m.If(self.m_valid & ~self.m_ready):
+                m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
+        with m.If((span | (any_issue & running)) & ~seq_stall):
+            m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
+
+        last_beat = Signal()
+        m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
+
+        # -- job control -----------------------------------------------------------------
+        def finish(ok):
+            m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
+                         flushing.eq(0), aborting.eq(0), self.jobs.eq(self.jobs + 1)]
+            if ok:
+                m.d.sync += self.macs.eq(self.macs + macs_job)
+            m.next = "IDLE"
+
+        def fail(code):
+            m.d.sync += [err_code.eq(code), self.error.eq(1)]
+
+        m.d.comb += self.error_code.eq(err_code)
+        m.d.comb += loader.start.eq(0)
+
+        with m.FSM(name="job"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
+                                 mult.eq(self.rq_mult), shift.eq(self.rq_shift),
+                                 self.busy.eq(1), self.done.eq(0), self.error.eq(0),
+                                 err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
+                                 self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
+                                 span.eq(0), span_done.eq(0), issued_any.eq(0),
+                                 final_count.eq(0), out_started.eq(0), flushing.eq(0)]
+                    m.next = "SETUP0"
+            with m.State("SETUP0"):
+                m.d.sync += [
+                    ni.eq(_ceil_div_const(M, R, DIM_BITS)),
+                    nj.eq(_ceil_div_const(N, C, DIM_BITS)),
+                    nk.eq(_ceil_div_const(K, R, DIM_BITS)),
+                    mn.eq(M * N),
+                ]
+                m.next = "SETUP1"
+            with m.State("SETUP1"):
+                if os_:
+                    m.d.sync += [n_a.eq(ni * K), n_b.eq(nj * K), nij.eq(ni * nj)]
+                else:
+                    m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
+                                 n_folds.eq(nk * nj)]
+                m.d.sync += [macs_job.eq(mn * K), out_rows.eq(M * nj)]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
+                if os_:
+                    m.d.sync += n_c.eq(nij * R)
+                else:
+                    m.d.sync += n_b.eq(nij * R)
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If((M == 0) | (K == 0) | (N == 0)):
+                    fail(ERR["BAD_DIM"])
+                with m.Elif(n_a > cfg.a_depth):
+                    fail(ERR["A_OVERFLOW"])
+                with m.Elif(n_b > cfg.b_depth):
+                    fail(ERR["B_OVERFLOW"])
+                with m.Elif(n_c > cfg.acc_depth):
+                    fail(ERR["C_OVERFLOW"])
+                with m.Elif(mode_rq & (not cfg.requant)):
+                    fail(ERR["UNSUPPORTED"])
+                with m.If((M == 0) | (K == 0) | (N == 0) | (n_a > cfg.a_depth)
+                          | (n_b > cfg.b_depth) | (n_c > cfg.acc_depth)
+                          | (mode_rq & (not cfg.requant))):
+                    m.d.comb += loader.flush.eq(1)
+                    finish(False)
+                with m.Else():
+                    m.d.comb += loader.start.eq(1)
+                    m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
+                                 out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0)]
+                    seq_reset()
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(loader.err_short | loader.err_long):
+                    fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
+                    m.d.comb += loader.abort.eq(loader.busy)
+                    m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0)]
+                    for sig in seq_abort_sigs:
+                        m.d.sync += sig.eq(0)
+                    with m.If(out_started):
+                        m.d.sync += flushing.eq(1)
+                    with m.Else():
+                        m.d.sync += out_active.eq(0)
+                    m.next = "ABORT"
+                with m.Elif(mode_noout & span_done):
+                    finish(True)
+                with m.Elif(last_beat):
+                    finish(True)
+            with m.State("ABORT"):
+                # Let steps in flight leave the array and writer, and finish a started
+                # output frame with padding, so that nothing of this job leaks into the next.
+                with m.If(abort_wait != abort_cycles):
+                    m.d.sync += abort_wait.eq(abort_wait + 1)
+                drained = abort_wait == abort_cycles
+                with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
+                          & ~rd_valid):
+                    finish(False)
+                with m.Elif(last_beat):
+                    m.d.sync += out_active.eq(0)
+        return m

@@ -1,0 +1,170 @@
+"""Operand loader: one AXI4-Stream frame per job into the A and B scratchpads.
+
+The frame holds two segments, A words then B words, each packed by the rule in
+:mod:`.gearbox`; TLAST marks the frame's final beat. The loader writes one word
+per cycle at most and publishes how many words of each segment have landed, so
+the array sequencer can start on a fold as soon as its operands are present
+(the scoreboard that lets loading overlap compute).
+
+Framing errors: TLAST before the last B word is ``short``; no TLAST on the beat
+holding the last B word is ``long`` (the loader then discards beats up to and
+including the next TLAST). After an abort the loader also discards the rest of
+the frame, up to TLAST, unless a new job starts first.
+"""
+
+from amaranth import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Loader"]
+
+
+class Loader(wiring.Component):
+    """Parameters
+    ----------
+    stream_bits : int
+    a_word_bits, b_word_bits : int
+    a_addr_bits, b_addr_bits : int
+    count_bits : int
+        Width of the word counts.
+
+    Members
+    -------
+    start : In(1)
+        Begin a frame of ``n_a`` A words and ``n_b`` B words.
+    abort : In(1)
+        Give up the frame being loaded: discard its beats up to TLAST.
+    flush : In(1)
+        Discard beats up to the next TLAST (a job rejected before loading; its host may
+        still send the frame). A new ``start`` cancels it.
+    s_data, s_last, s_valid, s_ready : AXI4-Stream slave.
+    a_we, a_addr, a_data; b_we, b_addr, b_data : Out
+        Scratchpad write ports.
+    a_count, b_count : Out
+        Words written so far in this job.
+    busy : Out(1)
+        A frame is being loaded (not counting discarding).
+    err_short, err_long : Out(1)
+        One-cycle pulses on a framing error.
+    """
+
+    def __init__(self, *, stream_bits, a_word_bits, b_word_bits, a_addr_bits, b_addr_bits,
+                 count_bits):
+        self._sb = stream_bits
+        self._wa, self._wb = a_word_bits, b_word_bits
+        super().__init__({
+            "start": In(1), "abort": In(1), "flush": In(1),
+            "n_a": In(count_bits), "n_b": In(count_bits),
+            "s_data": In(stream_bits), "s_last": In(1), "s_valid": In(1), "s_ready": Out(1),
+            "a_we": Out(1), "a_addr": Out(a_addr_bits), "a_data": Out(a_word_bits),
+            "b_we": Out(1), "b_addr": Out(b_addr_bits), "b_data": Out(b_word_bits),
+            "a_count": Out(count_bits), "b_count": Out(count_bits),
+            "busy": Out(1), "err_short": Out(1), "err_long": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        S = self._sb
+        buf = Signal(max(S, max(-(-W // S) * S for W in (self._wa, self._wb))))
+        buf_last = Signal()
+        buf_valid = Signal()
+        sub = Signal(range(max(2, S + 1)))       # word index within the beat (W <= S)
+        q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
+        discard = Signal()
+
+        m.d.sync += [self.err_short.eq(0), self.err_long.eq(0)]
+        m.d.comb += [self.a_addr.eq(self.a_count), self.b_addr.eq(self.b_count)]
+
+        def segment(seg, W, count, n, we, data, nxt):
+            """Emit words of one segment; ``nxt`` runs after its last word."""
+            last_word = Signal(name=f"last_word_{seg}")
+            m.d.comb += last_word.eq(count == n - 1)
+            if W <= S:
+                P = S // W
+                freeing = Signal(name=f"freeing_{seg}")
+                with m.If(buf_valid):
+                    with m.Switch(sub):
+                        for slot in range(P):
+                            with m.Case(slot):
+                                m.d.comb += data.eq(buf[slot * W:(slot + 1) * W])
+                    m.d.comb += [we.eq(1), freeing.eq((sub == P - 1) | last_word)]
+                    m.d.sync += [count.eq(count + 1), sub.eq(sub + 1)]
+                    with m.If(freeing):
+                        m.d.sync += [buf_valid.eq(0), sub.eq(0)]
+                        nxt(last_word)
+                # A segment's last beat is not followed in the same cycle by the next
+                # segment's first: the next segment may pack differently.
+                m.d.comb += self.s_ready.eq(~buf_valid | (freeing & ~last_word))
+                with m.If(self.s_valid & self.s_ready):
+                    m.d.sync += [buf.eq(self.s_data), buf_last.eq(self.s_last), buf_valid.eq(1)]
+            else:
+                Q = -(-W // S)
+                word = Signal(Q * S, name=f"word_{seg}")
+                m.d.comb += [self.s_ready.eq(1), word.eq(buf)]
+                with m.Switch(q):
+                    for beat in range(Q):
+                        with m.Case(beat):
+                            m.d.comb += word[beat * S:(beat + 1) * S].eq(self.s_data)
+                m.d.comb += data.eq(word[:W])
+                with m.If(self.s_valid):
+                    m.d.sync += [buf.eq(word), q.eq(q + 1)]
+                    with m.If(q == Q - 1):
+                        m.d.comb += we.eq(1)
+                        m.d.sync += [count.eq(count + 1), q.eq(0)]
+                        nxt(last_word, beat_last=self.s_last)
+                    with m.Elif(self.s_last):
+                        m.d.sync += [self.err_short.eq(1), q.eq(0)]
+                        m.next = "IDLE"
+
+        def common():
+                with m.If(self.abort):
+                    m.d.sync += [buf_valid.eq(0), sub.eq(0), q.eq(0)]
+                    with m.If(self.busy):
+                        m.d.sync += discard.eq(1)
+                    m.next = "IDLE"
+                with m.If(self.flush):
+                    m.d.sync += discard.eq(1)
+                with m.If(self.start):
+                    m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
+                                 q.eq(0), discard.eq(0)]
+                    m.next = "A"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.s_ready.eq(discard)
+                with m.If(discard & self.s_valid & self.s_last):
+                    m.d.sync += discard.eq(0)
+                common()
+
+            def to_b(last_word, beat_last=None):
+                bl = buf_last if beat_last is None else beat_last
+                with m.If(bl & ~last_word):
+                    m.d.sync += self.err_short.eq(1)
+                    m.next = "IDLE"
+                with m.Elif(last_word):
+                    with m.If(bl):
+                        m.d.sync += self.err_short.eq(1)   # frame ended with no B words
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "B"
+
+            def to_done(last_word, beat_last=None):
+                bl = buf_last if beat_last is None else beat_last
+                with m.If(last_word):
+                    with m.If(~bl):
+                        m.d.sync += [self.err_long.eq(1), discard.eq(1)]
+                    m.next = "IDLE"
+                with m.Elif(bl):
+                    m.d.sync += self.err_short.eq(1)
+                    m.next = "IDLE"
+
+            with m.State("A"):
+                m.d.comb += self.busy.eq(1)
+                segment("a", self._wa, self.a_count, self.n_a, self.a_we, self.a_data, to_b)
+                common()
+            with m.State("B"):
+                m.d.comb += self.busy.eq(1)
+                segment("b", self._wb, self.b_count, self.n_b, self.b_we, self.b_data, to_done)
+                common()
+
+        return m

@@ -1,0 +1,161 @@
+"""Pipelined multiply-accumulate processing elements of the systolic array.
+
+Both PEs register their operands before the multiplier and the product after it
+(the shape of a DSP block with input and output registers), then add. The
+operand registers double as the systolic pass-through to the neighbour PEs, so a
+value moves one PE per cycle.
+
+Timing, with ``t`` the cycle an operand is on ``a_in``/``b_in``:
+
+* ``t+1``: operand registers (``a_out``/``b_out`` show them to the neighbours);
+* ``t+2``: product register;
+* ``t+3``: the accumulator (OS) or ``psum_out`` (WS) includes the product.
+"""
+
+from amaranth import Elaboratable, Module, Signal, Mux, signed, unsigned, Shape
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["OSControl", "WSControl", "OSProcessingElement", "WSProcessingElement",
+           "product_shape"]
+
+
+OSControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
+WSControl = data.StructLayout({"valid": 1, "swap": 1})
+
+
+def product_shape(a_shape: Shape, b_shape: Shape) -> Shape:
+    a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+    return signed(a_shape.width + b_shape.width + (a_shape.signed != b_shape.signed)) \
+        if (a_shape.signed or b_shape.signed) else unsigned(a_shape.width + b_shape.width)
+
+
+def _check_shapes(a_shape, b_shape, acc_bits):
+    a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
+    if not isinstance(acc_bits, int) or acc_bits < product_shape(a_shape, b_shape).width:
+        raise ValueError(f"Accumulator width must be an integer of at least the product width "
+                         f"{product_shape(a_shape, b_shape).width}, not {acc_bits!r}")
+    return a_shape, b_shape
+
+
+class OSProcessingElement(wiring.Component):
+    """Output-stationary PE: ``acc += a * b`` while the fold runs; on the fold's last
+    step the final sum is copied to ``result``, where it stays (while the next fold
+    accumulates) until the array's drain has read it.
+
+    Parameters
+    ----------
+    a_shape, b_shape : Shape
+        Operand shapes.
+    acc_bits : int
+        Accumulator width; sums wrap modulo ``2**acc_bits``.
+
+    Members
+    -------
+    a_in, b_in, ctl_in : In
+        Operands (``a`` from the left, ``b`` from above) and the step control that
+        travels with ``a``: ``valid``, ``first`` (start a new sum), ``last``.
+    a_out, b_out, ctl_out : Out
+        Registered copies for the right and lower neighbours.
+    result : Out(signed(acc_bits))
+        Final sum of the last completed fold.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, a_shape, b_shape, acc_bits):
+        self._a_shape, self._b_shape = _check_shapes(a_shape, b_shape, acc_bits)
+        self._acc_bits = acc_bits
+        super().__init__({
+            "a_in": In(self._a_shape), "b_in": In(self._b_shape), "ctl_in": In(OSControl),
+            "a_out": Out(self._a_shape), "b_out": Out(self._b_shape), "ctl_out": Out(OSControl),
+            "result": Out(signed(acc_bits)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an operand on ``a_in`` to its product being in the sum."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        prod = Signal(product_shape(self._a_shape, self._b_shape))
+        ctl_p = Signal(OSControl)
+        acc = Signal(signed(self._acc_bits))
+
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.b_out.eq(self.b_in),
+            self.ctl_out.eq(self.ctl_in),
+            prod.eq(self.a_out * self.b_out),
+            ctl_p.eq(self.ctl_out),
+        ]
+        acc_next = Signal(signed(self._acc_bits))
+        m.d.comb += acc_next.eq(Mux(ctl_p.first, 0, acc) + prod)
+        with m.If(ctl_p.valid):
+            m.d.sync += acc.eq(acc_next)
+            with m.If(ctl_p.last):
+                m.d.sync += self.result.eq(acc_next)
+        return m
+
+
+class WSProcessingElement(wiring.Component):
+    """Weight-stationary PE: ``psum_out = psum_in + a * w`` with ``w`` held in the PE.
+
+    The next fold's weight is written to a shadow register while the current fold
+    computes (weights travel down the column tagged with their row; the PE whose
+    ``row`` matches keeps it) and becomes active when the ``swap`` flag, travelling
+    with the fold's first ``a``, passes.
+
+    Parameters
+    ----------
+    a_shape, b_shape : Shape
+        Operand shapes (``b`` is the weight).
+    acc_bits : int
+        Partial-sum width; sums wrap modulo ``2**acc_bits``.
+    row : int
+        This PE's row in the array: the weight tag it answers to.
+    tag_bits : int
+        Width of the weight row tag.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, a_shape, b_shape, acc_bits, row, tag_bits):
+        self._a_shape, self._b_shape = _check_shapes(a_shape, b_shape, acc_bits)
+        self._acc_bits = acc_bits
+        self._row = row
+        super().__init__({
+            "a_in": In(self._a_shape), "ctl_in": In(WSControl),
+            "w_in": In(self._b_shape), "wload_in": In(1), "wtag_in": In(unsigned(tag_bits)),
+            "psum_in": In(signed(acc_bits)),
+            "a_out": Out(self._a_shape), "ctl_out": Out(WSControl),
+            "w_out": Out(self._b_shape), "wload_out": Out(1), "wtag_out": Out(unsigned(tag_bits)),
+            "psum_out": Out(signed(acc_bits)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an operand on ``a_in`` to its product being in ``psum_out``; the
+        matching ``psum_in`` must arrive ``latency - 1`` cycles after ``a_in``."""
+        return self.LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        w_shadow = Signal(self._b_shape)
+        w_act = Signal(self._b_shape)
+        prod = Signal(product_shape(self._a_shape, self._b_shape))
+        m.d.sync += [
+            self.a_out.eq(self.a_in),
+            self.ctl_out.eq(self.ctl_in),
+            self.w_out.eq(self.w_in),
+            self.wload_out.eq(self.wload_in),
+            self.wtag_out.eq(self.wtag_in),
+            prod.eq(self.a_out * w_act),
+            self.psum_out.eq(self.psum_in + prod),
+        ]
+        with m.If(self.wload_in & (self.wtag_in == self._row)):
+            m.d.sync += w_shadow.eq(self.w_in)
+        with m.If(self.ctl_in.swap):
+            m.d.sync += w_act.eq(w_shadow)
+        return m
