@@ -411,7 +411,7 @@ class GemmCore(wiring.Component):
             m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
                          flushing.eq(0), aborting.eq(0), self.jobs.eq(self.jobs + 1)]
             if ok:
-                m.d.sync += self.macs.eq(self.macs + macs_job)
+                m.d.sync += self.macs.eq(macs_job)
             m.next = "IDLE"
 
         def fail(code):
@@ -428,7 +428,7 @@ class GemmCore(wiring.Component):
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
                                  err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
                                  self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
-                                 span.eq(0), span_done.eq(0), issued_any.eq(0),
+                                 self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
                                  final_count.eq(0), out_started.eq(0), flushing.eq(0)]
                     m.next = "SETUP0"
             with m.State("SETUP0"):

@@ -186,12 +186,13 @@ GEMM_ERRORS = (
 )
 
 COUNTERS = (
-    ("JOB_CYCLES", "cycles from the accepted start to the last result beat accepted"),
+    ("JOB_CYCLES", "cycles from the accepted start to the last result beat accepted "
+                   "(all counters describe the last job and restart at START)"),
     ("COMPUTE_CYCLES", "cycles from the first operand entering the array to the last result "
                        "leaving it, minus the cycles of that span stalled on input"),
     ("IN_STALL_CYCLES", "cycles the array sequencer waited for operands to arrive"),
     ("OUT_STALL_CYCLES", "cycles a result beat was offered and not accepted (TVALID & !TREADY)"),
-    ("MACS", "useful multiply-accumulates performed (M*N*K per job, no padding)"),
+    ("MACS", "useful multiply-accumulates of the job (M*N*K when it completes, no padding)"),
 )
 
 

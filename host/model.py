@@ -1,0 +1,214 @@
+"""Analytic cycle model of the generated GEMM hardware.
+
+``predict(config, m, k, n)`` returns the counters one job would report (job,
+compute, input-stall and output-stall cycles, MACs) without simulating it. It
+follows the RTL's schedule fold by fold: words arrive from the stream at the
+loader's rate, a fold starts when its operands are in the scratchpads (and, in
+OS, when the previous fold's results have been read out of the PEs), steps issue
+one per cycle, result rows pass the array and the accumulator write-back, and
+the output engine packs finished rows into beats. The constants below are the
+pipeline depths of the RTL; tests check the model against the hardware counters.
+"""
+
+from dataclasses import dataclass, asdict
+
+from accelgen.hdl.config import GemmConfig
+from accelgen.hdl.gearbox import words_per_beat, beats_per_word
+
+__all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
+
+# Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py).
+START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
+SETUP_CYCLES = 4           # SETUP0, SETUP1, SETUP2, CHECK
+ISSUE_TO_ARRAY = 1         # scratchpad read latency
+PE_LATENCY = 3
+WRITEBACK = 2              # writer: registered row, registered sum -> memory write
+OUT_PIPE = 1 + 3           # accumulator read + requantizer
+FIFO_DEPTH = 8
+WS_MIN_FOLD = 3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted counters of one job (same names as the report's fields)."""
+
+    job_cycles: int
+    compute_cycles: int
+    input_stall_cycles: int
+    output_stall_cycles: int
+    macs: int
+    folds: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def scalesim_cycles(cfg: GemmConfig, m: int, k: int, n: int) -> int:
+    """SCALE-Sim 3.0's stall-free cycle count for C[m x n] = A[m x k] B[k x n]."""
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "os":
+        return _ceil(m, R) * _ceil(n, C) * (k + R + C - 2) - 1
+    return _ceil(k, R) * _ceil(n, C) * (m + 2 * R + C - 2) - 1
+
+
+def lower_bound_cycles(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False) -> int:
+    """max(compute, input, output) bound of one call, from useful work and bytes only."""
+    compute = _ceil(m * k * n, cfg.rows * cfg.cols)
+    sbytes = cfg.stream_bits // 8
+    in_bits = m * k * cfg.a.bits + k * n * cfg.b.bits
+    out_bits = m * n * (8 if requant else cfg.acc_bits)
+    return max(compute, _ceil(_ceil(in_bits, 8), sbytes), _ceil(_ceil(out_bits, 8), sbytes))
+
+
+class _Stream:
+    """Arrival times of scratchpad words from the input stream (first beat offered at 0)."""
+
+    def __init__(self, cfg: GemmConfig, n_a: int, n_b: int, start: int):
+        self.cfg = cfg
+        self.n_a, self.n_b = n_a, n_b
+        S = cfg.stream_bits
+        self.a_rate = self._rate(cfg.a_word_bits, S)
+        self.b_rate = self._rate(cfg.b_word_bits, S)
+        self.start = start
+        # B words start after the A segment plus the one-cycle segment switch (P mode).
+        self.b_start = self.a_time(n_a) + (1 if cfg.a_word_bits <= S else 0)
+
+    @staticmethod
+    def _rate(W, S):
+        return ("P", words_per_beat(W, S)) if W <= S else ("Q", beats_per_word(W, S))
+
+    def _time(self, rate, count, base):
+        kind, v = rate
+        if count <= 0:
+            return base
+        if kind == "P":
+            # a beat is accepted every cycle while words drain one per cycle: words are
+            # written one per cycle after the first beat lands
+            return base + count + 1
+        return base + count * v
+
+    def a_time(self, count):
+        """First cycle at which ``count`` A words are visible to the sequencer."""
+        return self._time(self.a_rate, count, self.start)
+
+    def b_time(self, count):
+        return self._time(self.b_rate, count, self.b_start - (1 if self.b_rate[0] == "P" else 0))
+
+
+def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
+            no_output: bool = False) -> Prediction:
+    """Counters of one job of shape (m, k, n) on ``cfg``."""
+    R, C, S = cfg.rows, cfg.cols, cfg.stream_bits
+    macs = m * k * n
+    nj = _ceil(n, C)
+    t0 = START_TO_BUSY + SETUP_CYCLES            # cycle the loader starts, from busy
+    busy0 = START_TO_BUSY
+    if cfg.dataflow == "os":
+        ni = _ceil(m, R)
+        n_a, n_b = ni * k, nj * k
+    else:
+        nk = _ceil(k, R)
+        n_a, n_b = nk * m, nk * nj * R
+    st = _Stream(cfg, n_a, n_b, t0)
+    all_loaded = max(st.a_time(n_a), st.b_time(n_b))
+    stall = 0
+    rows = []                                     # (cycle written, is_output_row)
+    if cfg.dataflow == "os":
+        Sgap = max(R, C)
+        lat = ISSUE_TO_ARRAY + C + PE_LATENCY + WRITEBACK
+        t = t0
+        prev_last = None
+        first_issue = None
+        folds = ni * nj
+        for i in range(ni):
+            for j in range(nj):
+                ready = max(st.a_time((i + 1) * k), st.b_time((j + 1) * k))
+                if not cfg.double_buffer:
+                    ready = max(ready, all_loaded)
+                gap_ok = t if prev_last is None else max(t, prev_last + Sgap - k + 1)
+                start = max(gap_ok, ready)
+                stall += max(0, start - gap_ok)
+                if first_issue is None:
+                    first_issue = start
+                last = start + k - 1
+                rv = min(R, m - i * R)
+                for r in range(R):
+                    rows.append((last + lat + r, r < rv))
+                prev_last = last
+                t = last + 1
+        span_end = rows[-1][0]
+    else:
+        Sf = max(R, WS_MIN_FOLD)
+        lat = ISSUE_TO_ARRAY + R + C + PE_LATENCY - 1 + WRITEBACK
+        folds = nk * nj
+        pre = max(t0, st.b_time(R) if cfg.double_buffer else all_loaded)
+        stall += pre - t0
+        first_issue = pre
+        t = pre + R
+        f = 0
+        fold_len = max(m, Sf)
+        for jt in range(nj):
+            for kt in range(nk):
+                ready = st.a_time((kt + 1) * m)
+                if f + 1 < folds:
+                    ready = max(ready, st.b_time((f + 2) * R))
+                if not cfg.double_buffer:
+                    ready = max(ready, all_loaded)
+                start = max(t, ready)
+                stall += start - t
+                if kt == nk - 1:
+                    for mm in range(m):
+                        rows.append((start + mm + lat, True))
+                else:
+                    rows.append((start + m - 1 + lat, False))
+                t = start + fold_len
+                f += 1
+        span_end = rows[-1][0]
+    compute = span_end - first_issue + 1 - stall_within(stall, first_issue, t0, cfg)
+    if no_output:
+        end = span_end
+    else:
+        end = _output_end(cfg, rows, span_end, requant)
+    job = end - busy0 + 1
+    return Prediction(job_cycles=job, compute_cycles=compute, input_stall_cycles=stall,
+                      output_stall_cycles=0, macs=macs, folds=folds)
+
+
+def stall_within(stall, first_issue, t0, cfg):
+    """Stall cycles after the first issue (the compute span excludes only those)."""
+    return stall - max(0, first_issue - t0) if stall else 0
+
+
+def _output_end(cfg: GemmConfig, rows, span_end, requant):
+    """Cycle of the last output beat, from the cycles result rows are written."""
+    S = cfg.stream_bits
+    row_bits = cfg.cols * (8 if requant else cfg.acc_bits)
+    if row_bits <= S:
+        per, beats_row = words_per_beat(row_bits, S), 1
+    else:
+        per, beats_row = 1, beats_per_word(row_bits, S)
+    gate = span_end if not cfg.double_buffer else None
+    read_t = -1
+    beat_t = -1
+    pending = 0
+    for written, out in rows:
+        if not out:
+            continue
+        avail = written + 1 if gate is None else max(written + 1, gate + 1)
+        read_t = max(avail, read_t + 1)
+        arrive = read_t + OUT_PIPE + 1          # in the FIFO, visible to the packer
+        if per == 1:
+            for b in range(beats_row):
+                beat_t = max(arrive + 1 + b, beat_t + 1)
+        else:
+            pending += 1
+            if pending == per:
+                beat_t = max(arrive + 1, beat_t + 1)
+                pending = 0
+    if pending:
+        beat_t = max(read_t + OUT_PIPE + 2, beat_t + 1)
+    return beat_t
