@@ -25,6 +25,10 @@ import accelgen
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBPACKAGES = ("accelgen.hdl", "accelgen.sim", "accelgen.host", "accelgen.boards")
+# Where module m was loaded from; a folder without __init__.py (a namespace
+# package) has no __file__, only __path__.
+_LOCATION = ("(__import__('sys').modules[m].__file__ "
+             "or list(__import__('sys').modules[m].__path__)[0])")
 
 
 def _setuptools_config() -> dict:
@@ -63,7 +67,7 @@ def test_editable_install_imports_from_any_directory(tmp_path: Path) -> None:
         pytest.skip("accelgen is not installed in this environment (run make setup)")
     code = ("import json, accelgen, accelgen.toolchain, accelgen.host.cli;"
             + "".join(f"import {name};" for name in SUBPACKAGES)
-            + "print(json.dumps({m: __import__('sys').modules[m].__file__ for m in "
+            + f"print(json.dumps({{m: {_LOCATION} for m in "
             + repr(["accelgen", *SUBPACKAGES]) + "}))")
     for cwd in (tmp_path, ROOT):
         result = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
@@ -139,7 +143,7 @@ def wheel_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_imports(wheel_venv: Path, tmp_path: Path, where: str) -> None:
     code = ("import json, sys, accelgen, accelgen.toolchain, accelgen.host.cli;"
             + "".join(f"import {name};" for name in SUBPACKAGES)
-            + "print(json.dumps({m: sys.modules[m].__file__ for m in "
+            + f"print(json.dumps({{m: {_LOCATION} for m in "
             + repr(["accelgen", "accelgen.toolchain", *SUBPACKAGES]) + "}))")
     cwd = tmp_path if where == "outside" else ROOT
     result = subprocess.run([str(wheel_venv / "bin" / "python"), "-c", code], cwd=cwd,
