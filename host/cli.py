@@ -26,6 +26,9 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: Subcommand names, in the order ``accelgen --help`` lists them.
 COMMANDS: list[str] = [
+    "demo",
+    "generate",
+    "run",
     "doctor",
 ]
 
@@ -89,7 +92,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser, modules = build_parser(argv)
     args = parser.parse_args(argv)
-    return int(modules[args.command].run(args))
+    from .cliutil import CliError
+    try:
+        return int(modules[args.command].run(args))
+    except CliError as e:
+        print(f"accelgen {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"accelgen {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
