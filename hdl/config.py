@@ -161,11 +161,6 @@ class GemmConfig(ConfigBase):
         _check_int(o, "acc_kib", self.acc_kib, 1, 4096)
         _check_bool(o, "double_buffer", self.double_buffer)
         _check_bool(o, "requant", self.requant)
-        for name, depth in (("a_spad_kib", self.a_depth), ("b_spad_kib", self.b_depth),
-                            ("acc_kib", self.acc_depth)):
-            if depth < 1:
-                raise ValueError(f"{o}.{name} is too small to hold one word of this array, "
-                                 f"not {getattr(self, name)!r}")
 
     # -- derived quantities ------------------------------------------------------------
 
