@@ -1,0 +1,210 @@
+# amaranth: UnusedElaboratable=no
+"""Driver tests: bit-exact against numpy on both backends, every dataflow, operand
+type and array shape; accumulate, requantize, tiling; error jobs; and the same
+counters from both backends."""
+
+import numpy as np
+import pytest
+
+from accelgen.hdl import GemmConfig
+from accelgen.host import Accelerator, Requant, reference_matmul
+from accelgen.host.plan import build_plan
+from accelgen.sim.device import DeviceError
+
+SMALL = dict(a_spad_kib=1, b_spad_kib=1, acc_kib=1)
+
+
+def _operands(cfg, m, k, n, seed=0, extremes=False):
+    rng = np.random.default_rng(seed)
+    A = rng.integers(cfg.a.min, cfg.a.max + 1, (m, k))
+    B = rng.integers(cfg.b.min, cfg.b.max + 1, (k, n))
+    if extremes:
+        A.flat[::3] = cfg.a.min
+        A.flat[1::3] = cfg.a.max
+        B.flat[::2] = cfg.b.min
+        B.flat[1::2] = cfg.b.max
+    return A, B
+
+
+_devices = {}
+
+
+def _acc(cfg, backend):
+    """One device per (config, backend) for the whole session: builds are the slow part."""
+    key = (cfg, backend)
+    if key not in _devices:
+        _devices[key] = Accelerator(cfg, backend=backend)
+    return _devices[key]
+
+
+def _check(cfg, backend, m, k, n, seed=0, **kw):
+    acc = _acc(cfg, backend)
+    A, B = _operands(cfg, m, k, n, seed, extremes=kw.pop("extremes", False))
+    C, rep = acc.matmul(A, B, **kw)
+    np.testing.assert_array_equal(C, reference_matmul(cfg, A, B, requant=kw.get("requant")))
+    assert rep.macs == m * k * n
+    assert rep.job_cycles >= rep.lower_bound_cycles
+    return rep
+
+
+# -- Verilator: the broad sweep ---------------------------------------------------------
+
+ARRAYS = [(1, 1), (4, 8), (8, 4), (3, 5)]
+SHAPES = [(1, 1, 1), (7, 13, 11), (1, 9, 5), (6, 1, 7), (5, 8, 1), (29, 31, 23)]
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("rows,cols", ARRAYS)
+def test_shapes_verilator(rows, cols, dataflow):
+    cfg = GemmConfig(rows=rows, cols=cols, dataflow=dataflow, **SMALL)
+    for i, (m, k, n) in enumerate(SHAPES):
+        _check(cfg, "verilator", m, k, n, seed=i)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("a_dtype,b_dtype,acc_bits", [
+    ("int4", "int4", 16), ("uint4", "int8", 16), ("int8", "uint8", 32), ("uint8", "uint8", 24),
+    ("int16", "int16", 48), ("uint16", "int4", 32), ("int16", "uint16", 64)])
+def test_operand_types_verilator(a_dtype, b_dtype, acc_bits, dataflow):
+    cfg = GemmConfig(rows=3, cols=2, dataflow=dataflow, a_dtype=a_dtype, b_dtype=b_dtype,
+                     acc_bits=acc_bits, stream_bits=32, **SMALL)
+    _check(cfg, "verilator", 5, 37, 4, extremes=True)   # long K: wraps narrow accumulators
+    _check(cfg, "verilator", 4, 3, 7, seed=3)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("stream_bits", [32, 128, 512])
+def test_stream_widths_verilator(stream_bits):
+    cfg = GemmConfig(rows=4, cols=4, stream_bits=stream_bits, **SMALL)
+    _check(cfg, "verilator", 9, 10, 11)
+    _check(cfg, "verilator", 9, 10, 11, requant=Requant(5, 9))
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_many_tiles_and_k_split_verilator(dataflow):
+    # 1 KiB scratchpads force K splits (accumulate in hardware) and M/N tiling
+    cfg = GemmConfig(rows=4, cols=4, dataflow=dataflow, **SMALL)
+    rep = _check(cfg, "verilator", 67, 300, 41)
+    assert len(rep.jobs) > 4
+    assert any(j["mode"] & 0b1000 for j in rep.jobs)   # NO_OUTPUT partial-sum jobs ran
+    assert rep.job_cycles == sum(j["job_cycles"] for j in rep.jobs)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_accumulate_and_requant_verilator(dataflow):
+    cfg = GemmConfig(rows=4, cols=4, dataflow=dataflow, **SMALL)
+    acc = Accelerator(cfg, backend="verilator")
+    A1, B1 = _operands(cfg, 6, 9, 7, seed=1)
+    A2, B2 = _operands(cfg, 6, 5, 7, seed=2)
+    C1, _ = acc.matmul(A1, B1)
+    C2, rep = acc.matmul(A2, B2, accumulate=True)
+    np.testing.assert_array_equal(C2, reference_matmul(cfg, A2, B2, C_prev=A1 @ B1))
+    rq = Requant.from_scale(1 / 700, relu=True)
+    C3, _ = acc.matmul(A1, B1, accumulate=True, requant=rq)
+    np.testing.assert_array_equal(
+        C3, reference_matmul(cfg, A1, B1, C_prev=A1 @ B1 + A2 @ B2, requant=rq))
+    with pytest.raises(ValueError, match="accumulate=True adds onto the previous result"):
+        acc.matmul(*_operands(cfg, 3, 3, 3), accumulate=True)
+    acc.close()
+
+
+@pytest.mark.verilator
+def test_error_jobs_verilator():
+    cfg = GemmConfig(rows=2, cols=2, **SMALL)
+    acc = _acc(cfg, "verilator")
+    dev, rm = acc.device, acc.regmap
+    status = rm.offset("STATUS")
+
+    def run_job(m, k, n, mode=0):
+        for name, v in (("M", m), ("K", k), ("N", n), ("MODE", mode)):
+            dev.write(rm.offset(name), v)
+        dev.write(rm.offset("CTRL"), 1)
+        return dev.wait(status, 0b11, 0b10, timeout_cycles=10_000)
+
+    for dims, code in [((0, 4, 4), "BAD_DIM"), ((4, 0, 4), "BAD_DIM"),
+                       ((1000, 1000, 2), "A_OVERFLOW"), ((2, 1000, 1000), "B_OVERFLOW"),
+                       ((500, 2, 500), "C_OVERFLOW")]:
+        st = run_job(*dims)
+        assert st & 0b100 and (st >> 8) == dict((e.name, e.code) for e in rm.errors)[code], dims
+    # the core is usable afterwards
+    _check(cfg, "verilator", 3, 4, 5)
+    # a short input frame: error, no hang, and a following job still works
+    A, B = _operands(cfg, 4, 4, 4)
+    plan = build_plan(cfg, A, B)
+    frame = next(op[1] for op in plan.ops if op[0] == "send")
+    for name, v in (("M", 4), ("K", 4), ("N", 4), ("MODE", 0)):
+        dev.write(rm.offset(name), v)
+    dev.write(rm.offset("CTRL"), 1)
+    dev.send(frame[:8])
+    st = dev.wait(status, 0b11, 0b10, timeout_cycles=10_000)
+    assert st & 0b100 and (st >> 8) == 6            # SHORT_STREAM
+    _check(cfg, "verilator", 4, 4, 4, seed=5)
+
+
+def test_input_checks():
+    acc = Accelerator(GemmConfig(rows=2, cols=2, **SMALL), backend="amaranth")
+    A = np.ones((3, 4), dtype=np.int8)
+    with pytest.raises(ValueError, match="Shapes do not match for A @ B: A is 3x4, B is 5x2"):
+        acc.plan_matmul(A, np.ones((5, 2), dtype=np.int8))
+    with pytest.raises(TypeError, match="A must be a numpy array, not list"):
+        acc.plan_matmul([[1]], np.ones((1, 1), dtype=np.int8))
+    with pytest.raises(TypeError, match="B must have an integer dtype"):
+        acc.plan_matmul(A, np.ones((4, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="A must not be empty"):
+        acc.plan_matmul(np.ones((0, 4), dtype=np.int8), np.ones((4, 2), dtype=np.int8))
+    with pytest.raises(ValueError, match="B holds 200, outside int8 \\[-128, 127\\]"):
+        acc.plan_matmul(A, np.full((4, 2), 200))
+    with pytest.raises(ValueError, match="Backend must be one of"):
+        Accelerator(backend="spice")
+
+
+def test_plan_is_plain_tuples_and_replayable():
+    cfg = GemmConfig(rows=2, cols=2, **SMALL)
+    A, B = _operands(cfg, 3, 4, 5)
+    acc = Accelerator(cfg, backend="amaranth")
+    plan = acc.plan_matmul(A, B)
+    kinds = {op[0] for op in plan.ops}
+    assert kinds == {"write", "read", "send", "recv", "wait"}
+    for op in plan.ops:
+        assert isinstance(op, tuple) and all(isinstance(x, (int, str, bytes)) for x in op)
+    results = acc.device.execute(plan.ops)
+    np.testing.assert_array_equal(plan.assemble(results), A @ B)
+
+
+# -- Amaranth simulator: the same driver, smaller problems -----------------------------
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 2)])
+def test_shapes_amaranth(rows, cols, dataflow):
+    cfg = GemmConfig(rows=rows, cols=cols, dataflow=dataflow, **SMALL)
+    for i, (m, k, n) in enumerate([(1, 1, 1), (4, 5, 3), (1, 3, 4)]):
+        _check(cfg, "amaranth", m, k, n, seed=i)
+
+
+def test_requant_and_types_amaranth():
+    cfg = GemmConfig(rows=2, cols=2, a_dtype="int4", b_dtype="uint8", acc_bits=16, **SMALL)
+    _check(cfg, "amaranth", 3, 6, 3, extremes=True)
+    cfg = GemmConfig(rows=2, cols=2, dataflow="ws", **SMALL)
+    _check(cfg, "amaranth", 3, 5, 3, requant=Requant(9, 6, relu=True))
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_backends_agree_on_results_and_counters(dataflow):
+    cfg = GemmConfig(rows=2, cols=3, dataflow=dataflow, **SMALL)
+    A, B = _operands(cfg, 5, 40, 7, seed=9)
+    out = {}
+    for backend in ("amaranth", "verilator"):
+        acc = Accelerator(cfg, backend=backend)
+        C, rep = acc.matmul(A, B)
+        C2, rep2 = acc.matmul(A[:, :3], B[:3], requant=Requant(3, 2))
+        out[backend] = (C, rep.jobs, C2, rep2.jobs)
+        acc.close()
+    a, v = out["amaranth"], out["verilator"]
+    np.testing.assert_array_equal(a[0], v[0])
+    np.testing.assert_array_equal(a[2], v[2])
+    assert a[1] == v[1] and a[3] == v[3]          # every counter of every job
