@@ -206,7 +206,8 @@ class Tool:
             fix = self.note or INSTALL_HINTS.get(self.name, "install it")
             return f"{self.name} not found: {fix}; needed for {self.enables}"
         if self.note:
-            return f"{self.name} {self.version or ''} at {self.path}: {self.note}"
+            version = f" {self.version}" if self.version else ""
+            return f"{self.name}{version} at {self.path}: {self.note}"
         return None
 
 
@@ -244,7 +245,9 @@ def _scripts_dirs() -> list[str]:
 def _which(command: str, *, with_scripts: bool = False) -> str | None:
     path = os.environ.get("PATH", os.defpath)
     if with_scripts:
-        path = os.pathsep.join([path, *_scripts_dirs()])
+        # This environment's own scripts first: its package metadata is what
+        # the version is read from, so the launcher must be the same install.
+        path = os.pathsep.join([*_scripts_dirs(), path])
     found = shutil.which(command, path=path)
     return os.path.abspath(found) if found else None
 
