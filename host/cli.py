@@ -29,6 +29,7 @@ COMMANDS: list[str] = [
     "demo",
     "generate",
     "run",
+    "bench",
     "doctor",
 ]
 
