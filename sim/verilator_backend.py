@@ -44,7 +44,8 @@ from pathlib import Path
 
 from .device import BusError, Device, DeviceTimeout, StreamError
 
-__all__ = ["VerilatorDevice", "build_library", "cache_dir", "BUILD_FLAGS", "RESET_CYCLES"]
+__all__ = ["VerilatorDevice", "build_library", "cache_dir", "fst_problem", "BUILD_FLAGS",
+           "RESET_CYCLES"]
 
 #: Cycles ``aresetn`` is held low by :meth:`VerilatorDevice.reset` (and at construction).
 RESET_CYCLES = 4
@@ -91,6 +92,31 @@ def _require_tools() -> dict:
             raise RuntimeError(f"The Verilator backend needs {name}: {tool.problem}. "
                                f"Run `accelgen doctor` to see every tool accelgen uses.")
     return tools
+
+
+def fst_problem() -> str | None:
+    """Why FST waveforms cannot be built here (missing headers), or ``None``.
+
+    Verilator's FST writer compiles against lz4 and zlib; Debian 12 ships their
+    shared libraries but not the headers unless ``liblz4-dev``/``zlib1g-dev`` are
+    installed. VCD tracing needs neither.
+    """
+    from accelgen import toolchain
+
+    cxx = toolchain.cxx()
+    if not cxx.found:
+        return cxx.problem
+    missing = []
+    for header, package in (("lz4.h", "liblz4-dev"), ("zlib.h", "zlib1g-dev")):
+        probe = subprocess.run([cxx.path, "-E", "-x", "c++", "-", "-o", os.devnull],
+                               input=f"#include <{header}>\n", capture_output=True, text=True,
+                               check=False)
+        if probe.returncode != 0:
+            missing.append(f"{header} (Debian package {package})")
+    if missing:
+        return (f"FST waveforms need the C headers {' and '.join(missing)}; install them or "
+                f"trace to a file whose name ends in .vcd")
+    return None
 
 
 def _trace_kind(trace) -> str | None:
@@ -160,8 +186,14 @@ def _locked(root: Path, name: str, what: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _entry_ok(entry: Path) -> bool:
-    return (entry / "build.json").is_file()
+def _entry_library(entry: Path) -> Path | None:
+    # An entry is complete when its build.json (written last) names a library that
+    # exists; anything else is treated as absent and rebuilt.
+    try:
+        library = entry / json.loads((entry / "build.json").read_text())["library"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return library if library.is_file() else None
 
 
 def _discard(path: Path) -> None:
@@ -365,13 +397,15 @@ def build_library(config, trace=False) -> Path:
     key = _digest(material)
     root = cache_dir()
     entry = root / key
-    if _entry_ok(entry):
-        return entry / json.loads((entry / "build.json").read_text())["library"]
+    if (library := _entry_library(entry)) is not None:
+        return library
+    if trace == "fst" and (problem := fst_problem()) is not None:
+        raise RuntimeError(problem)
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root, key, f"the Verilator model of {config.top_name}"):
-        if _entry_ok(entry):       # another process finished it while we waited
-            return entry / json.loads((entry / "build.json").read_text())["library"]
-        _discard(entry)            # an entry without build.json is not complete
+        if (library := _entry_library(entry)) is not None:
+            return library         # another process built it while we waited
+        _discard(entry)            # an incomplete or damaged entry
         _clean_stale_temps(root, key)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=root))
         try:
@@ -381,12 +415,15 @@ def build_library(config, trace=False) -> Path:
             info["key"] = material
             (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
             os.rename(tmp, entry)
-        except BaseException:
-            logs = root / ".logs"
-            logs.mkdir(exist_ok=True)
+        except BaseException as error:
+            saved = None
             if (tmp / "build.log").is_file():
-                shutil.copy2(tmp / "build.log", logs / f"{key}.log")
+                saved = root / ".logs" / f"{key}.log"
+                saved.parent.mkdir(exist_ok=True)
+                shutil.copy2(tmp / "build.log", saved)
             shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(error, RuntimeError) and saved is not None:
+                raise RuntimeError(f"{error}\nFull build log: {saved}") from error
             raise
         print(f"accelgen: built {config.top_name} in {info['build_seconds']} s",
               file=sys.stderr)

@@ -150,6 +150,15 @@ def test_gemm_job_by_hand(dev):
     assert dev.read(REGS["JOB_CYCLES_LO"].offset) == job_cycles
 
 
+def test_devices_are_independent(dev):
+    with vb.VerilatorDevice(CFG) as other:
+        dev.write(REGS["N"].offset, 9)
+        assert other.read(REGS["N"].offset) == 0
+        assert dev.read(REGS["N"].offset) == 9
+    with pytest.raises(RuntimeError, match="closed"):
+        other.read(0)
+
+
 def test_run_idle_moves_no_stream_data(dev):
     before = dev.cycles
     dev.run_idle(1000)
@@ -210,6 +219,13 @@ def test_missing_tool_is_named(cache, monkeypatch):
     monkeypatch.setenv("ACCELGEN_VERILATOR", "/nonexistent/verilator")
     with pytest.raises(RuntimeError, match="needs verilator: .*accelgen doctor"):
         vb.build_library(CFG)
+
+
+def test_fst_without_lz4_headers_is_explained(cache, tmp_path):
+    if vb.fst_problem() is None:
+        pytest.skip("the lz4 and zlib headers are installed: FST traces can be built")
+    with pytest.raises(RuntimeError, match="liblz4-dev.*ends in .vcd"):
+        vb.VerilatorDevice(CFG, trace=tmp_path / "wave.fst")
 
 
 @pytest.mark.slow
