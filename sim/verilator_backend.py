@@ -1,22 +1,36 @@
 """The Verilator backend: the generated Verilog compiled into a shared library.
 
-The accelerator's Verilog and the C++ harness ``harness.cpp`` are compiled by
-Verilator and g++ into ``lib<top>.so``, which :class:`VerilatorDevice` loads
-in-process with :mod:`ctypes`. Whole operations (an AXI4-Lite access, a CSR poll,
-waiting for a result frame) run in C++, so Python makes one call per operation and
-none per cycle. The cycle protocol is the one :mod:`accelgen.sim.device` fixes for
-every backend; see the comment at the top of ``harness.cpp``.
+The accelerator's Verilog, a small generated wrapper and the C++ harness
+``harness.cpp`` are compiled by Verilator and g++ into ``lib<top>.so``, which
+:class:`VerilatorDevice` loads in-process with :mod:`ctypes`. Whole operations (an
+AXI4-Lite access, a CSR poll, waiting for a result frame) run in C++, so Python makes
+one call per operation and none per cycle. The cycle protocol is the one
+:mod:`accelgen.sim.device` fixes for every backend; the comment at the top of
+``harness.cpp`` states it, and why the wrapper loads the inputs only when they change.
+
+C interface (``ag_*``, all ``extern "C"``; everything else in the library is hidden)
+------------------------------------------------------------------------------------
+``ag_create(trace_path) -> handle``, ``ag_destroy(h)``, ``ag_reset(h, n)``,
+``ag_cycles(h)``; the operations return a status (0 ok, 1 bus error, 2 timeout,
+3 frame length): ``ag_write(h, addr, data, budget, &resp)``,
+``ag_read(h, addr, budget, &data, &resp)``,
+``ag_wait(h, addr, mask, expected, budget, &data, &resp)``, ``ag_send(h, buf, n)``,
+``ag_recv(h, budget, buf, cap, &len)``; ``ag_run_idle(h, n)``,
+``ag_pending(h, &tx_beats, &rx_frames, &rx_bytes)``; and the build's facts
+``ag_abi_version()``, ``ag_stream_bits()``, ``ag_axil_addr_bits()``,
+``ag_top_name()``, ``ag_has_trace()``.
 
 Build cache
 -----------
 Libraries live in ``$ACCELGEN_CACHE/verilator/<key>/`` (default cache
 ``~/.cache/accelgen``). The key hashes the config, the tool versions, the harness
 source, the build flags, accelgen's version, and the source of this module and of
-:mod:`accelgen.hdl` (so an edited generator never loads a stale model). An entry is built in a
-temporary directory beside it and renamed into place, so a partial entry is never
-visible; an :func:`fcntl.flock` lock per key makes concurrent builders of one config
-build it once. The Verilator runtime objects (``verilated.o`` ...) do not depend on
-the design and are cached once per toolchain under ``verilator/runtime-<key>/``.
+:mod:`accelgen.hdl` (so an edited generator never loads a stale model). An entry is
+built in a temporary directory beside it and renamed into place, so a partial entry
+is never visible; an :func:`fcntl.flock` lock per key makes concurrent builders of
+one config build it once. The Verilator runtime objects (``verilated.o`` ...) do not
+depend on the design and are cached once per toolchain under
+``verilator/runtime-<key>/``.
 
 Members
 -------
@@ -341,7 +355,8 @@ def _build_entry(config, tools: dict, trace: str | None, tmp: Path, root: Path) 
 
     libs = ["-lz", "-llz4"] if trace == "fst" else []
     _run([cxx, "-shared", "-o", tmp / lib_name, obj / "harness.o", obj / f"V{top}_sim__ALL.a",
-          *runtime_paths, *libs, "-pthread"], cwd=tmp, env=env, log=log, what=f"Linking {lib_name}")
+          *runtime_paths, *libs, "-pthread"],
+         cwd=tmp, env=env, log=log, what=f"Linking {lib_name}")
 
     shutil.copy2(design.manifest, tmp / "manifest.json")
     shutil.rmtree(obj)
