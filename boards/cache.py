@@ -1,0 +1,162 @@
+"""The synthesis result cache, and the Fmax lookup the driver's reports use.
+
+Results live in ``$ACCELGEN_CACHE/synth/<key>/result.json`` (``$ACCELGEN_CACHE``
+defaults to ``~/.cache/accelgen``), next to the tool logs and reports of the run.
+The key hashes everything the result depends on:
+
+* the config hash (the config's canonical JSON);
+* a digest of the HDL sources (``accelgen.hdl``) and of the synthesis flow
+  (``accelgen.boards``), because the RTL of a config changes when they do;
+* the flow (out-of-context, board build, ASIC estimate), the part or board and
+  the target clock (nextpnr's placement is timing driven), the seed;
+* the versions of Amaranth, Yosys and nextpnr.
+
+An entry is complete when its ``result.json`` exists; it is written last, and the
+entry directory is renamed into place only when the run has finished, so readers
+never see half an entry. Runs that failed keep their logs in
+``$ACCELGEN_CACHE/synth/failed/<key>/``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["DEFAULT_PART", "cache_dir", "source_digest", "entry_key", "lookup", "store_dir",
+           "iter_results", "cached_fmax", "locked"]
+
+#: The part whose Fmax the driver's reports quote by default.
+DEFAULT_PART = "LFE5U-85F-6BG381C"
+
+_FORMAT = 1       # layout of a cache entry; bump to invalidate every entry
+
+
+def cache_dir() -> Path:
+    """Root of the synthesis cache: ``$ACCELGEN_CACHE/synth`` (default ``~/.cache/accelgen/synth``)."""
+    root = os.environ.get("ACCELGEN_CACHE") or os.path.join(Path.home(), ".cache", "accelgen")
+    return Path(root) / "synth"
+
+
+@lru_cache(maxsize=None)
+def _tree_digest(folder: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def source_digest() -> str:
+    """Digest of the HDL and synthesis-flow sources (16 hex digits).
+
+    A change to any module of ``accelgen.hdl`` or ``accelgen.boards`` can change
+    the netlist of a config whose config hash stays the same.
+    """
+    from accelgen import hdl
+    here = Path(__file__).parent
+    hdl_dir = Path(hdl.__file__).parent
+    return hashlib.sha256((_tree_digest(str(hdl_dir)) + _tree_digest(str(here))).encode()
+                          ).hexdigest()[:16]
+
+
+def entry_key(material: Mapping) -> str:
+    """Cache key (24 hex digits) of a run described by ``material`` (JSON-able)."""
+    text = json.dumps({"format": _FORMAT, **material}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def lookup(key: str) -> dict | None:
+    """The stored result of ``key``, or ``None`` if absent or damaged."""
+    try:
+        return json.loads((cache_dir() / key / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store_dir(key: str) -> Path:
+    return cache_dir() / key
+
+
+@contextmanager
+def locked(key: str, what: str) -> Iterator[None]:
+    """Hold the cache lock of ``key`` (another process running the same job waits)."""
+    locks = cache_dir() / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{key}.lock", "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"accelgen: waiting for another process running {what}", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def discard(path: Path) -> None:
+    """Remove a directory tree so that it is never visible half-deleted."""
+    if not path.exists():
+        return
+    trash = path.parent / f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}"
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def iter_results() -> Iterator[dict]:
+    """Every complete result in the cache (any config, flow, tools)."""
+    root = cache_dir()
+    if not root.is_dir():
+        return
+    for path in root.glob("*/result.json"):
+        try:
+            yield json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+
+
+def cached_fmax(config) -> tuple[float | None, str]:
+    """Post-route Fmax of ``config`` from a cached synthesis result, if any.
+
+    Only results of the current HDL and flow sources count. The default part
+    (:data:`DEFAULT_PART`, out of context) is preferred, then any other
+    out-of-context ECP5 result, then anything else; among equals the latest.
+
+    Parameters
+    ----------
+    config : ConfigBase
+
+    Returns
+    -------
+    (fmax_mhz, note)
+        ``fmax_mhz`` is ``None`` when nothing is cached; ``note`` says where the
+        figure comes from, or how to get one.
+    """
+    digest = source_digest()
+    best = None
+    for r in iter_results():
+        if r.get("config_hash") != config.config_hash or r.get("source_digest") != digest:
+            continue
+        if r.get("flow") not in ("ooc", "board") or not r.get("fmax_mhz"):
+            continue
+        rank = (r.get("device") == DEFAULT_PART and r.get("flow") == "ooc",
+                r.get("family") == "ecp5" and r.get("flow") == "ooc",
+                r.get("created", ""))
+        if best is None or rank > best[0]:
+            best = (rank, r)
+    if best is None:
+        return None, (f"no synthesis result cached for this config; run accelgen synth "
+                      f"--config CFG.json --part {DEFAULT_PART}")
+    r = best[1]
+    where = r["device"] if r["flow"] == "ooc" else f"{r['board']} ({r['device']})"
+    ctx = "out of context" if r["flow"] == "ooc" else "board build"
+    return float(r["fmax_mhz"]), (f"post-route Fmax on {where} ({ctx}, target "
+                                  f"{r.get('target_mhz')} MHz) from accelgen synth (cached)")

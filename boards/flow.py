@@ -1,0 +1,297 @@
+"""Out-of-context synthesis and place-and-route of one config on one part.
+
+:func:`run_ooc` elaborates the accelerator inside the registered-I/O harness
+(:mod:`.harness`), synthesizes it with Yosys (``synth_ecp5 -abc9`` or
+``synth_ice40 -dsp``), places and routes it with nextpnr at the target clock, and
+returns a result dict (see :func:`run_ooc`) that is also stored in the cache
+(:mod:`.cache`): the same config, part, target, sources and tool versions are
+never run twice.
+
+Before nextpnr runs, the Yosys cell counts are checked against the part's
+resources, so a design that cannot fit fails in seconds, not minutes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from . import cache, report
+from .parts import Part, parse_part
+from .runner import Progress, SynthError, run_tool, select_tools
+
+__all__ = ["DEFAULT_TARGET_MHZ", "SEED", "run_ooc", "synth_script", "fit_problems",
+           "dsp_breakdown", "RESULT_SCHEMA"]
+
+#: Target clock when none is given: the issue's goal on ECP5; a typical iCE40 clock.
+DEFAULT_TARGET_MHZ = {"ecp5": 150.0, "ice40": 30.0}
+
+#: nextpnr placement seed: fixed, so a run is reproducible.
+SEED = 1
+
+#: Version of the result dict layout.
+RESULT_SCHEMA = 1
+
+OOC_TOP = "accelgen_ooc"
+
+# Files too large to keep once the figures are extracted (tens of MB for 8x8).
+_BULKY = ("ooc.il", "synth.json")
+
+
+def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "synth.json") -> str:
+    """The Yosys script of an out-of-context or board run (relative paths)."""
+    if part.family == "ecp5":
+        # -abc9 is the default since Yosys 0.3x; kept for older system Yosys.
+        synth = f"synth_ecp5 -abc9 -top {top} -json {netlist}"
+    else:
+        spram = " -spram" if part.resources.get("SPRAM") else ""
+        synth = f"synth_ice40 -dsp{spram} -top {top} -json {netlist}"
+    read = "read_rtlil" if source.endswith(".il") else "read_verilog"
+    return "\n".join([
+        f"{read} {source}",
+        synth,
+        "tee -q -o stat.json stat -json",
+        "tee -q -o stat.txt stat",
+    ]) + "\n"
+
+
+def fit_problems(cells: dict[str, int], part: Part) -> list[str]:
+    """Resources the synthesized netlist needs beyond what ``part`` has.
+
+    Conservative: only counts that cannot fit whatever the packer does.
+    """
+    res = part.resources
+    if part.family == "ecp5":
+        need = {
+            "LUT4": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+                    + 2 * cells.get("TRELLIS_DPR16X4", 0),
+            "FF": cells.get("TRELLIS_FF", 0),
+            "MULT18X18D": cells.get("MULT18X18D", 0),
+            "EBR": cells.get("DP16KD", 0),
+        }
+    else:
+        need = {
+            "LUT4": cells.get("SB_LUT4", 0),
+            "FF": sum(v for k, v in cells.items() if k.startswith("SB_DFF")),
+            "SB_MAC16": cells.get("SB_MAC16", 0),
+            "EBR": cells.get("SB_RAM40_4K", 0),
+            "SPRAM": cells.get("SB_SPRAM256KA", 0),
+        }
+    return [f"{n} {k} (has {res.get(k, 0)})" for k, n in need.items() if n > res.get(k, 0)]
+
+
+def dsp_breakdown(netlist: Path, config) -> dict:
+    """Where the DSP blocks of a synthesized netlist went.
+
+    Returns
+    -------
+    dict
+        ``{"cell": "MULT18X18D", "total": n, "array": n_pe, "per_pe": n_pe / (R*C),
+        "by_module": {module: n}}``; modules are the cell's hierarchy with PE
+        indices folded (``core.array.pe_*``).
+    """
+    data = json.loads(Path(netlist).read_text())
+    counts: Counter = Counter()
+    kind = None
+    for mod in data.get("modules", {}).values():
+        for name, cell in mod.get("cells", {}).items():
+            if cell.get("type") in ("MULT18X18D", "SB_MAC16", "ALU54B"):
+                if cell["type"] != "ALU54B":
+                    kind = cell["type"]
+                where = ".".join(name.split(".")[:-1]) or "(top)"
+                where = re.sub(r"^design\.", "", where)
+                where = re.sub(r"\.pe_\d+_\d+", ".pe_*", where)
+                counts[(cell["type"], where)] += 1
+    total = sum(n for (t, _), n in counts.items() if t == kind)
+    array = sum(n for (t, w), n in counts.items() if t == kind and ".pe_*" in w)
+    pes = config.rows * config.cols
+    return {"cell": kind, "total": total, "array": array,
+            "per_pe": round(array / pes, 3) if pes else None,
+            "by_module": {f"{w} ({t})" if t != kind else w: n
+                          for (t, w), n in sorted(counts.items(), key=lambda x: -x[1])}}
+
+
+def _tool_info(tools) -> dict:
+    import amaranth
+    return {"amaranth": amaranth.__version__,
+            **{name: f"{t.version or 'unknown'} ({t.source})" for name, t in tools.items()}}
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fail(work: Path, key: str, error: SynthError) -> SynthError:
+    # Keep the logs of a failed run where the user can read them.
+    failed = cache.cache_dir() / "failed" / key
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    cache.discard(failed)
+    for name in _BULKY:
+        (work / name).unlink(missing_ok=True)
+    os.rename(work, failed)
+    log = failed / error.log.name if error.log is not None else None
+    message = str(error).split(" (log: ")[0]
+    return SynthError(error.kind, message, log)
+
+
+def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None = None,
+            seed: int = SEED, progress: Progress | None = None, use_cache: bool = True,
+            keep_files: bool = False) -> dict:
+    """Synthesize, place and route ``config`` out of context on ``part``.
+
+    Parameters
+    ----------
+    config : ConfigBase
+        The accelerator config.
+    part : Part or str
+        A part or a Lattice ordering code (see :func:`.parts.parse_part`).
+    target_mhz : float, optional
+        Clock constraint for nextpnr; :data:`DEFAULT_TARGET_MHZ` of the family by
+        default.
+    tools : {"yowasp", "system"} or None
+        Force YoWASP or system tools; default: toolchain's order.
+    seed : int
+        nextpnr placement seed.
+    progress : callable, optional
+        ``progress(stage, status)`` while tools run.
+    use_cache : bool
+        Return a cached result when there is one (a new result is always stored).
+    keep_files : bool
+        Keep the RTLIL and the synthesized netlist in the cache entry.
+
+    Returns
+    -------
+    dict
+        ``flow`` ("ooc"), ``status`` ("ok" or "timing-not-met"), ``design``,
+        ``config``, ``config_hash``, ``source_digest``, ``device``, ``family``,
+        ``target_mhz``, ``fmax_mhz``, ``timing_met``, ``clock``,
+        ``utilization`` ({resource: {used, available}}), ``bels``,
+        ``yosys_cells``, ``dsp``, ``harness_overhead``, ``critical_paths``,
+        ``seconds`` (per stage), ``tools``, ``created``, ``cache_key``,
+        ``build_dir``, ``logs``, ``cached``.
+
+    Raises
+    ------
+    SynthError
+        Tool missing, design does not fit, or a tool failed; the message carries
+        the log path.
+    """
+    if isinstance(part, str):
+        part = parse_part(part)
+    if not isinstance(part, Part):
+        raise TypeError(f"Part must be a Part or an ordering code string, not {part!r}")
+    target = float(target_mhz if target_mhz is not None else DEFAULT_TARGET_MHZ[part.family])
+    if not target > 0:
+        raise ValueError(f"Target clock must be a positive frequency in MHz, not {target_mhz!r}")
+    found = select_tools(["yosys", part.nextpnr_tool], tools)
+    tool_info = _tool_info(found)
+    digest = cache.source_digest()
+    material = {"flow": "ooc", "config_hash": config.config_hash, "source_digest": digest,
+                "device": part.code, "target_mhz": target, "seed": seed, "tools": tool_info}
+    key = cache.entry_key(material)
+    if use_cache and (hit := cache.lookup(key)) is not None:
+        return {**hit, "cached": True}
+    root = cache.cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with cache.locked(key, f"synthesis of {config.top_name} on {part.code}"):
+        if use_cache and (hit := cache.lookup(key)) is not None:
+            return {**hit, "cached": True}
+        (root / ".work").mkdir(exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
+        try:
+            result = _run_ooc(config, part, target, found, seed, work, progress, keep_files)
+        except SynthError as error:
+            raise _fail(work, key, error) from None
+        except BaseException:
+            cache.discard(work)
+            raise
+        entry = cache.store_dir(key)
+        result.update(material=material, cache_key=key, build_dir=str(entry),
+                      logs={k: str(entry / v) for k, v in result["logs"].items()})
+        (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        cache.discard(entry)
+        os.rename(work, entry)
+    return {**result, "cached": False}
+
+
+def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files) -> dict:
+    from amaranth.back import rtlil
+    from accelgen.hdl.generate import build_top
+    from .harness import OutOfContext
+
+    seconds = {}
+    if progress:
+        progress("elaborate", f"{config.describe()} in the out-of-context harness")
+    t0 = time.monotonic()
+    harness = OutOfContext(build_top(config, own_domain=False))
+    (work / "ooc.il").write_text(rtlil.convert(harness, name=OOC_TOP))
+    seconds["elaborate"] = round(time.monotonic() - t0, 1)
+
+    (work / "synth.ys").write_text(synth_script(part, OOC_TOP))
+    seconds["yosys"] = round(run_tool(found["yosys"], ["-s", "synth.ys"], cwd=work,
+                                      log=work / "yosys.log", stage="yosys",
+                                      progress=progress), 1)
+    cells = report.yosys_cells(work / "stat.json")
+    problems = fit_problems(cells, part)
+    if problems:
+        raise SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
+                         f"needs {', '.join(problems)}", work / "yosys.log")
+    dsp = dsp_breakdown(work / "synth.json", config)
+
+    unconstrained = ("--lpf-allow-unconstrained" if part.family == "ecp5"
+                     else "--pcf-allow-unconstrained")
+    args = [*part.nextpnr_args(), "--json", "synth.json", "--freq", f"{target:g}",
+            "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
+            unconstrained]
+    try:
+        seconds["nextpnr"] = round(run_tool(found[part.nextpnr_tool], args, cwd=work,
+                                            log=work / "nextpnr.log", stage="nextpnr",
+                                            progress=progress), 1)
+    except SynthError as error:
+        raise classify_nextpnr_error(error, config, part) from None
+    result = summarize(work / "report.json", part, target, cells)
+    result.update({
+        "schema": RESULT_SCHEMA, "flow": "ooc", "design": config.describe(),
+        "config": config.to_dict(), "config_hash": config.config_hash,
+        "top": config.top_name, "source_digest": cache.source_digest(),
+        "device": part.code, "family": part.family, "board": None,
+        "dsp": dsp, "harness_overhead": harness.overhead(),
+        "seconds": seconds, "tools": _tool_info(found), "created": _now(),
+        "logs": {"yosys": "yosys.log", "nextpnr": "nextpnr.log", "report": "report.json"},
+    })
+    if not keep_files:
+        for name in _BULKY:
+            (work / name).unlink(missing_ok=True)
+    return result
+
+
+_NO_FIT = re.compile(r"no BELs remaining|Unable to place cell|failed to place|"
+                     r"not enough|utili[sz]ation|exceeds|too many", re.IGNORECASE)
+
+
+def classify_nextpnr_error(error: SynthError, config, part: Part) -> SynthError:
+    """Turn a nextpnr failure caused by a full device into ``kind="does-not-fit"``."""
+    text = str(error)
+    if _NO_FIT.search(text):
+        return SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
+                          f"{text.split(': ', 1)[-1].split(' (log: ')[0]}", error.log)
+    return error
+
+
+def summarize(report_json: Path, part: Part, target: float, cells: dict, clock=None) -> dict:
+    """The figures of a placed-and-routed design: Fmax, utilization, critical paths."""
+    fmax, clock_name = report.fmax(report_json, clock)
+    util = report.utilization(report_json, part.family, cells)
+    raw = json.loads(Path(report_json).read_text()).get("utilization", {})
+    bels = {k: v for k, v in raw.items() if v.get("used")}
+    met = fmax is not None and fmax >= target
+    return {"status": "ok" if met else "timing-not-met",
+            "target_mhz": target, "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+            "timing_met": met, "clock": clock_name, "utilization": util, "bels": bels,
+            "yosys_cells": cells, "critical_paths": report.critical_paths(report_json)}

@@ -1,0 +1,539 @@
+# amaranth: UnusedElaboratable=no
+"""Synthesis flow, board targets and the UART bridge.
+
+Fast tests: the part-code parser, the nextpnr/Yosys report parsers (on a report
+captured from a real run, ``tests/data/nextpnr_report_ecp5.json``), the cache, the
+out-of-context harness, and the UART and bridge in the Amaranth simulator (the
+bridge end to end: a real GEMM job through the UART pins of a small accelerator).
+
+Slow tests (``synth`` marker): one small out-of-context ECP5 run and one iCE40
+board build (iCEBreaker), asserting the design fits and the reports parse.
+"""
+
+import json
+import random
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth import Module, Mux, Signal
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.sim import Simulator
+
+from accelgen.boards import cache, report
+from accelgen.boards.bridge import BridgeProtocol, UARTBridge, OP
+from accelgen.boards.harness import OutOfContext
+from accelgen.boards.parts import parse_part
+from accelgen.boards.uart import UARTRx, UARTTx, uart_divisor
+from accelgen.hdl import GemmConfig
+from accelgen.hdl.top import GemmTop
+
+DATA = Path(__file__).parent / "data"
+
+
+# --- part codes ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("code,family,device,package,speed", [
+    ("LFE5U-85F-6BG381C", "ecp5", "LFE5U-85F", "CABGA381", "6"),
+    ("LFE5U-25F-6BG256C", "ecp5", "LFE5U-25F", "CABGA256", "6"),
+    ("lfe5u-45f-8mg285i", "ecp5", "LFE5U-45F", "CSFBGA285", "8"),
+    ("LFE5UM5G-85F-8BG756CTR", "ecp5", "LFE5UM5G-85F", "CABGA756", "8"),
+    ("iCE40UP5K-SG48", "ice40", "iCE40UP5K", "sg48", None),
+    ("ICE40UP5K-SG48ITR", "ice40", "iCE40UP5K", "sg48", None),
+    ("iCE40HX8K-CT256", "ice40", "iCE40HX8K", "ct256", None),
+])
+def test_part_codes_parse(code, family, device, package, speed):
+    part = parse_part(code)
+    assert (part.family, part.device, part.package, part.speed) == (family, device, package, speed)
+    assert part.nextpnr_args()[1:3] == ["--package", package]
+    assert parse_part(part.code) == part          # the canonical spelling parses to itself
+
+
+def test_part_nextpnr_arguments():
+    assert parse_part("LFE5U-85F-6BG381C").nextpnr_args() == [
+        "--85k", "--package", "CABGA381", "--speed", "6"]
+    assert parse_part("iCE40UP5K-SG48").nextpnr_args() == ["--up5k", "--package", "sg48"]
+    assert parse_part("LFE5UM-45F-7BG381C").nextpnr_flag == "--um-45k"
+
+
+@pytest.mark.parametrize("code,message", [
+    ("LFE5U-85F-6BG256C", r"Package of LFE5U-85F must be one of BG381, BG554, BG756, MG285, "
+                          r"not 'BG256'"),
+    ("LFE5U-85F-9BG381C", r"Speed grade of LFE5U-85F must be one of 6, 7, 8, not '9'"),
+    ("LFE5UM5G-85F-6BG381C", r"Speed grade of LFE5UM5G-85F must be one of 8, not '6'"),
+    ("LFE5U-30F-6BG381C", r"ECP5 device .* must be one of .*LFE5U-85F.*, not 'LFE5U-30F'"),
+    ("LFE5U-85F", r"ECP5 part code must look like LFE5U-85F-6BG381C"),
+    ("iCE40UP5K-CT256", r"Package of iCE40UP5K must be one of SG48, UWG30, not 'CT256'"),
+    ("iCE40UP9K-SG48", r"iCE40 device .* not 'iCE40UP9K'"),
+    ("XC7A35T-1CSG324C", r"must be a Lattice ECP5 .* or iCE40 .* ordering code, not "
+                         r"'XC7A35T-1CSG324C'"),
+])
+def test_part_code_errors_name_the_problem(code, message):
+    with pytest.raises(ValueError, match=message):
+        parse_part(code)
+
+
+def test_part_code_type_error():
+    with pytest.raises(TypeError, match="Part code must be a string"):
+        parse_part(85)
+
+
+# --- report parsing ---------------------------------------------------------------------------
+
+def test_nextpnr_report_parses():
+    path = DATA / "nextpnr_report_ecp5.json"
+    util = report.utilization(path, "ecp5")
+    assert set(util) >= {"LUT4", "FF", "MULT18X18D", "EBR"}
+    for entry in util.values():
+        assert 0 <= entry["used"] <= entry["available"]
+    assert util["MULT18X18D"] == {"used": 1, "available": 156}
+    fmax, clock = report.fmax(path)
+    assert fmax == pytest.approx(150.85, abs=0.01)
+    assert "clk" in clock
+    paths = report.critical_paths(path)
+    assert paths and paths[0]["delay_ns"] >= paths[-1]["delay_ns"]
+    worst = paths[0]
+    assert worst["delay_ns"] == pytest.approx(worst["logic_ns"] + worst["routing_ns"], abs=1e-3)
+    assert any(s["type"] == "routing" and s["net"] for s in worst["steps"])
+    assert "ns" in report.format_path(worst)
+
+
+def test_ice40_utilization_splits_logic_cells():
+    rep = {"utilization": {"ICESTORM_LC": {"used": 120, "available": 5280},
+                           "ICESTORM_DSP": {"used": 2, "available": 8},
+                           "ICESTORM_RAM": {"used": 0, "available": 30},
+                           "ICESTORM_SPRAM": {"used": 0, "available": 4},
+                           "SB_IO": {"used": 4, "available": 96}},
+           "fmax": {"clk": {"achieved": 50.5, "constraint": 30}}}
+    cells = {"SB_LUT4": 100, "SB_DFF": 10, "SB_DFFE": 30, "SB_CARRY": 8}
+    util = report.utilization(rep, "ice40", cells)
+    assert util["LUT4"] == {"used": 100, "available": 5280}
+    assert util["FF"] == {"used": 40, "available": 5280}
+    assert util["SB_MAC16"] == {"used": 2, "available": 8}
+    assert util["SPRAM"]["used"] == 0
+    with pytest.raises(ValueError, match="Family must be one of 'ecp5', 'ice40', not 'xc7'"):
+        report.utilization(rep, "xc7")
+
+
+def test_yosys_stat_and_markdown_table():
+    stat = {"design": {"num_cells_by_type": {"$scopeinfo": 3, "LUT4": 10, "TRELLIS_FF": 4}}}
+    assert report.yosys_cells(stat) == {"LUT4": 10, "TRELLIS_FF": 4}
+    table = report.markdown_table([
+        {"design": "8x8", "device": "LFE5U-85F-6BG381C", "target_mhz": 150, "fmax_mhz": 64.2,
+         "utilization": {"LUT4": {"used": 10, "available": 100}}, "status": "timing-not-met"},
+        {"design": "4x4", "device": "LFE5U-85F-6BG381C", "target_mhz": 150, "fmax_mhz": 151.0,
+         "utilization": {"LUT4": {"used": 5, "available": 100}}, "status": "ok"}])
+    lines = table.splitlines()
+    assert lines[0].startswith("| Config | Device | Target MHz | Fmax MHz | LUT4")
+    assert "64.2 (miss)" in lines[2] and "10 / 100 (10.0%)" in lines[2]
+    assert "151.0 |" in lines[3]
+
+
+def test_fmax_from_log_takes_the_last_line(tmp_path):
+    log = tmp_path / "nextpnr.log"
+    log.write_text("Info: Max frequency for clock 'clk': 80.00 MHz (PASS at 12.00 MHz)\n"
+                   "Info: Max frequency for clock 'clk': 71.25 MHz (PASS at 12.00 MHz)\n")
+    assert report.fmax_from_log(log) == 71.25
+
+
+# --- cache ------------------------------------------------------------------------------------
+
+def test_cached_fmax_finds_the_current_sources_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    cfg = GemmConfig(rows=2, cols=2)
+    fmax, note = cache.cached_fmax(cfg)
+    assert fmax is None and "run accelgen synth" in note and cache.DEFAULT_PART in note
+
+    def put(key, **fields):
+        entry = cache.cache_dir() / key
+        entry.mkdir(parents=True)
+        base = {"config_hash": cfg.config_hash, "source_digest": cache.source_digest(),
+                "flow": "ooc", "family": "ecp5", "target_mhz": 150, "created": "2025"}
+        (entry / "result.json").write_text(json.dumps({**base, **fields}))
+
+    put("a", device="LFE5U-25F-6BG256C", fmax_mhz=90.0)
+    put("b", device=cache.DEFAULT_PART, fmax_mhz=80.0, source_digest="stale")
+    fmax, note = cache.cached_fmax(cfg)
+    assert fmax == 90.0 and "LFE5U-25F-6BG256C" in note and "cached" in note
+    put("c", device=cache.DEFAULT_PART, fmax_mhz=120.0)
+    assert cache.cached_fmax(cfg)[0] == 120.0
+    assert cache.cached_fmax(GemmConfig(rows=3, cols=2))[0] is None
+
+
+def test_entry_keys_depend_on_every_input():
+    base = {"config_hash": "x", "device": "d", "target_mhz": 150.0}
+    keys = {cache.entry_key(base), cache.entry_key({**base, "target_mhz": 151.0}),
+            cache.entry_key({**base, "device": "e"})}
+    assert len(keys) == 3
+
+
+# --- out-of-context harness -------------------------------------------------------------------
+
+def test_harness_registers_every_port():
+    top = GemmTop(GemmConfig(rows=2, cols=2, stream_bits=32), own_domain=False)
+    h = OutOfContext(top)
+    ins = sum(len(getattr(top, n)) for n, mb in top.signature.members.items() if mb.flow.name == "In")
+    assert h.in_bits == ins
+    assert h.in_bits + h.out_bits == sum(len(getattr(top, n)) for n in top.signature.members)
+    assert h.overhead()["FF"] > h.in_bits + h.out_bits
+    assert list(h.signature.members) == ["clk", "rst", "scan_in", "scan_out"]
+
+
+# --- UART -------------------------------------------------------------------------------------
+
+def _sim(dut, *benches):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    for b in benches:
+        sim.add_testbench(b)
+    sim.run()
+
+
+async def _idle(ctx, cycles):
+    if cycles:
+        await ctx.tick().repeat(cycles)
+
+
+async def _uart_put(ctx, pin, byte, divisor, stop=1):
+    for bit in [0, *((byte >> i) & 1 for i in range(8)), stop]:
+        ctx.set(pin, bit)
+        await ctx.tick().repeat(divisor)
+    ctx.set(pin, 1)
+
+
+async def _uart_get(ctx, pin, divisor):
+    """Wait for a start bit on ``pin``, return the byte (sampled mid-bit)."""
+    while ctx.get(pin):
+        await ctx.tick()
+    await ctx.tick().repeat(divisor + divisor // 2)
+    value = 0
+    for i in range(8):
+        value |= ctx.get(pin) << i
+        await ctx.tick().repeat(divisor)
+    assert ctx.get(pin) == 1, "stop bit must be high"
+    return value
+
+
+@pytest.mark.parametrize("divisor", [4, 5, 7])
+def test_uart_tx_to_rx(divisor):
+    rng = random.Random(divisor)
+    data = [rng.randrange(256) for _ in range(24)] + [0x00, 0xFF, 0x55]
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor)
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    got = []
+
+    async def source(ctx):
+        for byte in data:
+            ctx.set(tx.i.payload, byte)
+            ctx.set(tx.i.valid, 1)
+            await ctx.tick().until(tx.i.ready)
+            ctx.set(tx.i.valid, 0)
+            await _idle(ctx, rng.choice([0, 0, 3]))
+
+    async def sink(ctx):
+        async for _, _, valid, payload in ctx.tick().sample(rx.o.valid, rx.o.payload):
+            if valid:
+                got.append(payload)
+            if len(got) == len(data):
+                return
+
+    _sim(m, source, sink)
+    assert got == data
+
+
+def test_uart_rx_drops_a_frame_with_a_low_stop_bit():
+    dut = UARTRx(6)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(10)
+        await _uart_put(ctx, dut.rx, 0xA5, 6, stop=0)
+        await ctx.tick().repeat(30)
+        await _uart_put(ctx, dut.rx, 0x3C, 6)
+        await ctx.tick().repeat(20)
+        assert ctx.get(dut.errors) == 1
+
+    async def sink(ctx):
+        async for _, _, valid, payload in ctx.tick().sample(dut.o.valid, dut.o.payload):
+            if valid:
+                got.append(payload)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_testbench(sink, background=True)
+    sim.run()
+    assert got == [0x3C]
+
+
+def test_uart_divisor_checks_the_rate():
+    assert uart_divisor(48e6, 115200) == 417
+    with pytest.raises(ValueError, match="at most clock/4"):
+        uart_divisor(1e6, 1_000_000)
+    with pytest.raises(ValueError, match="UART baud rate 2600000 is 7.7% off at a 12 MHz clock"):
+        uart_divisor(12e6, 2_600_000)
+    with pytest.raises(ValueError, match="UART divisor must be an integer of at least 4, not 3"):
+        UARTRx(3)
+
+
+# --- the bridge -------------------------------------------------------------------------------
+
+class SimLink:
+    """Byte pipe between a :class:`BridgeProtocol` and a simulated bridge.
+
+    ``read`` advances the simulation until enough bytes came back, so the host
+    code runs unmodified against the RTL. With ``divisor`` the bytes travel over
+    the UART pins ``rx_pin``/``tx_pin``; without, over the bridge's byte streams.
+    """
+
+    def __init__(self, dut, bridge, *, divisor=None, rx_pin=None, tx_pin=None, gap=(0, 2),
+                 ready=1.0, seed=0, max_cycles=2_000_000):
+        self.to_dut, self.from_dut = deque(), deque()
+        self.cycles = 0
+        self.max_cycles = max_cycles
+        rng = random.Random(seed)
+        self.sim = Simulator(dut)
+        self.sim.add_clock(1e-6)
+
+        async def clock(ctx):
+            async for _ in ctx.tick():
+                self.cycles += 1
+
+        if divisor is None:
+            async def driver(ctx):
+                while True:
+                    if self.to_dut:
+                        ctx.set(bridge.rx.payload, self.to_dut.popleft())
+                        ctx.set(bridge.rx.valid, 1)
+                        await ctx.tick()
+                        ctx.set(bridge.rx.valid, 0)
+                        await _idle(ctx, rng.randint(*gap))
+                    else:
+                        await ctx.tick()
+
+            async def monitor(ctx):
+                while True:
+                    ready = rng.random() < ready_p
+                    ctx.set(bridge.tx.ready, ready)
+                    _, _, valid, payload = await ctx.tick().sample(bridge.tx.valid,
+                                                                   bridge.tx.payload)
+                    if valid and ready:
+                        self.from_dut.append(payload)
+        else:
+            async def driver(ctx):
+                ctx.set(rx_pin, 1)
+                while True:
+                    if self.to_dut:
+                        await _uart_put(ctx, rx_pin, self.to_dut.popleft(), divisor)
+                        await _idle(ctx, rng.randint(*gap))
+                    else:
+                        await ctx.tick()
+
+            async def monitor(ctx):
+                while True:
+                    self.from_dut.append(await _uart_get(ctx, tx_pin, divisor))
+
+        ready_p = ready
+        for bench in (clock, driver, monitor):
+            self.sim.add_testbench(bench, background=True)
+
+    def write(self, data):
+        self.to_dut.extend(data)
+
+    def read(self, n):
+        start = self.cycles
+        while len(self.from_dut) < n:
+            self.sim.advance()
+            if self.cycles - start > self.max_cycles:
+                raise TimeoutError(f"no answer from the bridge in {self.max_cycles} cycles")
+        return bytes(self.from_dut.popleft() for _ in range(n))
+
+    def run(self, cycles):
+        end = self.cycles + cycles
+        while self.cycles < end:
+            self.sim.advance()
+
+
+def _loopback(sb=32, depth=8, timeout=200):
+    """A bridge whose output stream comes back to its input through a FIFO
+    (``hold`` stops the return path: the accelerator side stalls)."""
+    m = Module()
+    m.submodules.bridge = bridge = UARTBridge(8, sb, fifo_depth=depth, timeout=timeout)
+    m.submodules.ret = ret = SyncFIFOBuffered(width=sb + 1, depth=4)
+    hold = Signal()
+    m.d.comb += [
+        ret.w_data.eq(bridge.m_axis_tdata | (bridge.m_axis_tlast << sb)),
+        ret.w_en.eq(bridge.m_axis_tvalid & ~hold), bridge.m_axis_tready.eq(ret.w_rdy & ~hold),
+        bridge.s_axis_tdata.eq(ret.r_data[:sb]), bridge.s_axis_tlast.eq(ret.r_data[sb]),
+        bridge.s_axis_tvalid.eq(ret.r_rdy), ret.r_en.eq(bridge.s_axis_tready),
+    ]
+    # CSR side: a one-register slave that answers OKAY at 0x10 and SLVERR elsewhere.
+    reg = Signal(32, init=0x1234)
+    bvalid, rvalid, resp, rdata = Signal(), Signal(), Signal(2), Signal(32)
+    m.d.comb += [bridge.m_axil_awready.eq(bridge.m_axil_awvalid & bridge.m_axil_wvalid & ~bvalid),
+                 bridge.m_axil_wready.eq(bridge.m_axil_awready),
+                 bridge.m_axil_bvalid.eq(bvalid), bridge.m_axil_bresp.eq(resp),
+                 bridge.m_axil_arready.eq(~rvalid),
+                 bridge.m_axil_rvalid.eq(rvalid), bridge.m_axil_rresp.eq(resp),
+                 bridge.m_axil_rdata.eq(rdata)]
+    with m.If(bridge.m_axil_awready):
+        m.d.sync += [bvalid.eq(1), resp.eq(Mux(bridge.m_axil_awaddr == 0x10, 0, 2))]
+        with m.If(bridge.m_axil_awaddr == 0x10):
+            m.d.sync += reg.eq(bridge.m_axil_wdata)
+    with m.If(bvalid & bridge.m_axil_bready):
+        m.d.sync += bvalid.eq(0)
+    with m.If(bridge.m_axil_arvalid & bridge.m_axil_arready):
+        m.d.sync += [rvalid.eq(1), rdata.eq(reg), resp.eq(Mux(bridge.m_axil_araddr == 0x10, 0, 2))]
+    with m.If(rvalid & bridge.m_axil_rready):
+        m.d.sync += rvalid.eq(0)
+    return m, bridge, hold
+
+
+def test_bridge_info_csr_status_and_unknown_opcodes():
+    m, bridge, _ = _loopback()
+    link = SimLink(m, bridge, ready=0.7, seed=1)
+    host = BridgeProtocol(link.write, link.read)
+    info = host.info()
+    assert (info.version, info.stream_bytes, info.fifo_depth) == (1, 4, 8)
+    assert host.csr_read(0x10) == (0x1234, 0)
+    assert host.csr_write(0x10, 0xDEADBEEF) == 0
+    assert host.csr_read(0x10) == (0xDEADBEEF, 0)
+    assert host.csr_write(0x14, 1) == 2              # SLVERR passes through
+    assert host.csr_read(0x14)[1] == 2
+    free, flags = host.status()
+    assert free == 8 and flags == {"overflow": False, "output_waiting": False,
+                                   "framing_error": False}
+    link.write(b"\x77")
+    assert link.read(1) == b"\xee"
+    assert host.info().version == 1                    # still in sync
+
+
+def test_bridge_stream_round_trip_with_credits():
+    m, bridge, hold = _loopback(sb=32, depth=8)
+    link = SimLink(m, bridge, gap=(0, 3), ready=0.5, seed=2)
+    host = BridgeProtocol(link.write, link.read)
+    rng = random.Random(3)
+    for beats in (1, 3, 8, 2):
+        data = bytes(rng.randrange(256) for _ in range(4 * beats))
+        free = host.send(data, last=True)
+        assert 0 <= free <= 8
+        got, last = b"", False
+        while not last:
+            chunk, last = host.recv(max_beats=rng.choice([1, 2, 256]))
+            got += chunk
+        assert got == data
+    assert host.recv() == (b"", False)                # nothing waiting: just the terminator
+    # A frame in two SEND commands: TLAST only on the second one's last beat.
+    host.send(bytes(range(8)), last=False)
+    host.send(bytes(range(8, 12)), last=True)
+    got, last = host.recv(max_beats=2)
+    assert (got, last) == (bytes(range(8)), False)
+    assert host.recv() == (bytes(range(8, 12)), True)
+
+
+def test_bridge_reports_overflow_and_credit():
+    m, bridge, hold = _loopback(sb=32, depth=8)
+    link = SimLink(m, bridge, seed=4)
+    host = BridgeProtocol(link.write, link.read)
+
+    async def stall(ctx):
+        ctx.set(hold, 1)
+
+    link.sim.add_testbench(stall)
+    assert host.send(bytes(4 * 6)) == 2               # 6 of 8 beats used, nothing drains
+    free, flags = host.status()
+    assert (free, flags["overflow"]) == (2, False)
+    host.send(bytes(4 * 4))                           # 2 beats too many
+    free, flags = host.status()
+    assert (free, flags["overflow"]) == (0, True)
+    assert host.status()[1]["overflow"] is False      # cleared by the read
+
+
+def test_bridge_drops_an_incomplete_command_after_the_timeout():
+    m, bridge, _ = _loopback(timeout=100)
+    link = SimLink(m, bridge, seed=5)
+    host = BridgeProtocol(link.write, link.read)
+    link.write(bytes([OP["WRITE"], 0x10, 0x00]))      # 4 bytes short
+    link.run(150)
+    assert host.info().fifo_depth == 8                # parsed as a new command
+    assert host.csr_read(0x10) == (0x1234, 0)         # the partial write did nothing
+
+
+def test_bridge_protocol_rejects_bad_requests():
+    host = BridgeProtocol(lambda b: None, lambda n: b"", stream_bytes=4)
+    with pytest.raises(ValueError, match="SEND data must be 1..256 whole beats of 4 bytes, not 6"):
+        host.send(bytes(6))
+    with pytest.raises(ValueError, match="RECV beat count must be in 1..256, not 0"):
+        host.recv(0)
+    with pytest.raises(ValueError, match="UART bridge stream_bits must be a multiple of 8"):
+        UARTBridge(8, 12)
+
+
+def _run_program(host, ops, fifo_depth, nbytes):
+    """Execute a driver program (see accelgen.sim.device) over the bridge."""
+    results, free = [], fifo_depth
+    for op in ops:
+        if op[0] == "write":
+            assert host.csr_write(op[1], op[2]) == 0
+        elif op[0] == "read":
+            value, resp = host.csr_read(op[1])
+            assert resp == 0
+            results.append(value)
+        elif op[0] == "send":
+            data = op[1]
+            beats = [data[i:i + nbytes] for i in range(0, len(data), nbytes)]
+            while beats:
+                while free == 0:
+                    free = host.status()[0]
+                take = min(free, 256, len(beats))
+                chunk, beats = b"".join(beats[:take]), beats[take:]
+                free = host.send(chunk, last=not beats)
+        elif op[0] == "recv":
+            got, last = b"", False
+            while not last:
+                chunk, last = host.recv()
+                got += chunk
+            assert len(got) == op[1]
+            results.append(got)
+        elif op[0] == "wait":
+            while host.csr_read(op[1])[0] & op[2] != op[3]:
+                pass
+    return results
+
+
+def test_gemm_job_through_the_uart_pins():
+    """The whole path a host uses on a board: UART pins, bridge, accelerator."""
+    from accelgen.host.plan import build_plan
+
+    cfg = GemmConfig(rows=2, cols=2, stream_bits=32, a_spad_kib=1, b_spad_kib=1, acc_kib=1)
+    divisor = 4
+    m = Module()
+    m.submodules.acc = acc = GemmTop(cfg, own_domain=False)
+    m.submodules.bridge = bridge = UARTBridge(acc.regmap.addr_width, cfg.stream_bits,
+                                              fifo_depth=16)
+    m.submodules.rx = rx = UARTRx(divisor)
+    m.submodules.tx = tx = UARTTx(divisor)
+    from accelgen.boards.top import connect_bridge
+    connect_bridge(m, bridge, acc)
+    rx_pin, tx_pin = Signal(init=1), Signal(init=1)
+    m.d.comb += [rx.rx.eq(rx_pin), tx_pin.eq(tx.tx),
+                 bridge.rx.payload.eq(rx.o.payload), bridge.rx.valid.eq(rx.o.valid),
+                 tx.i.payload.eq(bridge.tx.payload), tx.i.valid.eq(bridge.tx.valid),
+                 bridge.tx.ready.eq(tx.i.ready)]
+    link = SimLink(m, bridge, divisor=divisor, rx_pin=rx_pin, tx_pin=tx_pin)
+    host = BridgeProtocol(link.write, link.read)
+    info = host.info()
+    rmap = acc.regmap
+    assert host.csr_read(rmap.offset("ID")) == (rmap["ID"].reset, 0)
+    assert host.csr_read(0xFC)[1] == 2                # unmapped: SLVERR
+    rng = np.random.default_rng(7)
+    A = rng.integers(-128, 128, (3, 5)).astype(np.int8)
+    B = rng.integers(-128, 128, (5, 2)).astype(np.int8)
+    plan = build_plan(cfg, A, B)
+    results = _run_program(host, plan.ops, info.fifo_depth, info.stream_bytes)
+    plan.check(results)
+    np.testing.assert_array_equal(plan.assemble(results), A.astype(np.int64) @ B)
