@@ -217,6 +217,11 @@ class GemmConfig(ConfigBase):
 
 _KINDS = {"gemm": GemmConfig}
 
+# Registered here so config_from_dict knows it; sparse_config imports ConfigBase from this
+# module, hence the import after the definitions it needs.
+from .sparse_config import SparseConfig  # noqa: E402
+_KINDS["sparse"] = SparseConfig
+
 
 def config_from_dict(data: dict) -> ConfigBase:
     """Build the config named by ``data["kind"]`` (``"gemm"`` when absent)."""
