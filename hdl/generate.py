@@ -18,6 +18,9 @@ from .config import ConfigBase, GemmConfig
 from .gearbox import words_per_beat, beats_per_word
 from .regs import gemm_register_map
 from .top import GemmTop
+from .sparse_config import SparseConfig
+from .sparse_regs import sparse_register_map
+from .sparse import SparseTop, sparse_stream_formats
 
 __all__ = ["GeneratedDesign", "generate", "verilog_text", "LINT_WAIVERS", "stream_formats",
            "build_top"]
@@ -59,12 +62,16 @@ def build_top(config: ConfigBase, **kwargs):
     """The top-level Amaranth component of ``config``."""
     if isinstance(config, GemmConfig):
         return GemmTop(config, **kwargs)
+    if isinstance(config, SparseConfig):
+        return SparseTop(config, **kwargs)
     raise TypeError(f"No accelerator for config {config!r}")
 
 
 def register_map(config: ConfigBase):
     if isinstance(config, GemmConfig):
         return gemm_register_map(config)
+    if isinstance(config, SparseConfig):
+        return sparse_register_map(config)
     raise TypeError(f"No register map for config {config!r}")
 
 
@@ -85,6 +92,8 @@ def _ports(top) -> list:
 
 def stream_formats(cfg: GemmConfig) -> dict:
     """Payload formats of the two streams (also used by the driver to pack)."""
+    if isinstance(cfg, SparseConfig):
+        return sparse_stream_formats(cfg)
     sb = cfg.stream_bits
 
     def seg(name, word_bits, elems, dtype, words, what):

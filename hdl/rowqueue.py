@@ -1,0 +1,157 @@
+"""Compaction queue: 0..L completed rows in per cycle, in order; up to R rows out.
+
+The segmented reduction finishes rows in whichever lanes their last entries sat:
+a beat may complete none, one or all L of them, scattered across the lanes. The
+queue packs them, in lane order, behind the rows already queued, and hands out
+the oldest R rows at once so that an output beat of R rows can be formed in one
+cycle.
+
+Storage is ``banks`` small memories (a power of two >= max(L, R)), two rows deep
+each; row ``i`` of the queue lives in bank ``i % banks``. A write of k <= L rows
+then touches k distinct banks and a read of R <= banks consecutive rows touches R
+distinct banks, so one write port and one read port per bank suffice: the lanes
+are routed to banks by the prefix count of the flags (a one-hot mux per bank) and
+the banks back to output positions by a rotation.
+"""
+
+from amaranth import Module, Signal, Mux, Cat, unsigned
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth.lib.memory import Memory
+
+__all__ = ["CompactionQueue"]
+
+
+def _pow2_at_least(n: int) -> int:
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+class CompactionQueue(wiring.Component):
+    """Parameters
+    ----------
+    lanes : int
+        Rows offered per write (L), under a mask.
+    row_bits : int
+        Width of one row.
+    read_rows : int
+        Rows presented at the read side (R).
+    depth : int
+        Rows per bank (a power of two, >= 2).
+
+    Members
+    -------
+    clear : In(1)
+        Empty the queue.
+    w_en : In(1)
+        Append the rows of the lanes set in ``w_mask``, in lane order. The caller
+        guarantees ``level + popcount(w_mask) <= capacity`` (check it against
+        ``level``: a write and a pop in the same cycle are both applied).
+    w_mask : In(lanes)
+    w_rows : In(ArrayLayout(unsigned(row_bits), lanes))
+    r_rows : Out(ArrayLayout(unsigned(row_bits), read_rows))
+        The oldest rows, oldest first (combinational); those past ``level`` are junk.
+    r_pop : In(range(read_rows + 1))
+        Remove this many rows (at most ``level``) at the end of the cycle.
+    level : Out(range(capacity + 1))
+        Rows queued.
+    """
+
+    def __init__(self, *, lanes: int, row_bits: int, read_rows: int, depth: int = 2):
+        for name, v in (("lanes", lanes), ("row_bits", row_bits), ("read_rows", read_rows),
+                        ("depth", depth)):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"CompactionQueue {name} must be an integer, not {v!r}")
+            if v < 1:
+                raise ValueError(f"CompactionQueue {name} must be positive, not {v!r}")
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"CompactionQueue depth must be a power of two >= 2, not {depth!r}")
+        self._lanes, self._row_bits, self._read = lanes, row_bits, read_rows
+        self._banks = _pow2_at_least(max(lanes, read_rows))
+        self._depth = depth
+        super().__init__({
+            "clear": In(1),
+            "w_en": In(1), "w_mask": In(lanes),
+            "w_rows": In(data.ArrayLayout(unsigned(row_bits), lanes)),
+            "r_rows": Out(data.ArrayLayout(unsigned(row_bits), read_rows)),
+            "r_pop": In(range(read_rows + 1)),
+            "level": Out(range(self.capacity + 1)),
+        })
+
+    @property
+    def banks(self) -> int:
+        return self._banks
+
+    @property
+    def capacity(self) -> int:
+        """Rows the queue holds: ``banks * depth``."""
+        return self._banks * self._depth
+
+    def elaborate(self, platform):
+        m = Module()
+        L, R, NB, D = self._lanes, self._read, self._banks, self._depth
+        nbb = (NB - 1).bit_length()
+        dbb = (D - 1).bit_length()
+        tail = Signal(nbb + dbb)
+        head = Signal(nbb + dbb)
+        tail_lo, tail_hi = tail[:nbb], tail[nbb:]
+        head_lo, head_hi = head[:nbb], head[nbb:]
+
+        # prefix counts: lane l goes to queue position tail + pos[l]
+        pos = []
+        acc = Signal(range(L + 1), name="pos0")
+        m.d.comb += acc.eq(0)
+        for l in range(L):
+            pos.append(acc)
+            nxt = Signal(range(L + 1), name=f"pos{l + 1}")
+            m.d.comb += nxt.eq(acc + self.w_mask[l])
+            acc = nxt
+        count = acc
+
+        read_data = []
+        for b in range(NB):
+            mem = Memory(shape=unsigned(self._row_bits), depth=D, init=[])
+            m.submodules[f"bank{b}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(domain="comb")
+            sel_any = []
+            wdata = 0
+            for l in range(L):
+                sel = Signal(name=f"sel_b{b}_l{l}")
+                if nbb:
+                    m.d.comb += sel.eq(self.w_mask[l] & ((tail_lo + pos[l])[:nbb] == b))
+                else:
+                    m.d.comb += sel.eq(self.w_mask[l])
+                sel_any.append(sel)
+                wdata = wdata | Mux(sel, self.w_rows[l], 0)
+            m.d.comb += [
+                wp.en.eq(self.w_en & Cat(*sel_any).any()),
+                wp.data.eq(wdata),
+            ]
+            if dbb:
+                m.d.comb += [wp.addr.eq(tail_hi + (b < tail_lo) if nbb else tail_hi),
+                             rp.addr.eq(head_hi + (b < head_lo) if nbb else head_hi)]
+            read_data.append(rp.data)
+
+        for j in range(R):
+            if nbb:
+                idx = Signal(nbb, name=f"rsel{j}")
+                m.d.comb += idx.eq(head_lo + j)
+                with m.Switch(idx):
+                    for b in range(NB):
+                        with m.Case(b):
+                            m.d.comb += self.r_rows[j].eq(read_data[b])
+            else:
+                m.d.comb += self.r_rows[j].eq(read_data[0])
+
+        wrote = Mux(self.w_en, count, 0)
+        m.d.sync += [
+            tail.eq(tail + wrote),
+            head.eq(head + self.r_pop),
+            self.level.eq(self.level + wrote - self.r_pop),
+        ]
+        with m.If(self.clear):
+            m.d.sync += [tail.eq(0), head.eq(0), self.level.eq(0)]
+        return m

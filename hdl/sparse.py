@@ -1,0 +1,501 @@
+"""The sparse MAC accelerator: ``Y = A . X`` with A streamed in CSR order, X dense.
+
+Work is spread by nonzeros, not rows. A arrives as CSR *entries* (value, column
+index, last-in-row flag, empty-row flag), L per input beat, one per lane, whatever
+the row lengths: a long row spans lanes and beats, a short row shares a beat with
+others, an empty row is one placeholder entry. Blocks, in data order:
+
+loader (the job FSM)
+    The job's input frame: segment X (``x_rows_per_beat`` rows per beat, written
+    a whole beat per cycle into the dense buffer), then segment A (entries).
+    Entry beats are checked as they are accepted (column range, row count,
+    framing) and enter the gather stage.
+``DenseBuffer``
+    Each lane reads the row of X its entry names (replicated: one copy per lane;
+    banked: arbitration, conflict stalls).
+multiply
+    P products per lane (one per column of X), extended to the accumulator width.
+``SegmentedReduce``
+    Row sums across the lanes by the last-in-row flags, with a carry for the row
+    left open at the end of a beat; 0..L rows complete per beat, in order.
+``CompactionQueue`` and output packer
+    The completed rows, compacted in order, leave ``rows_per_beat`` per result beat.
+
+The pipeline after the gather stage never reorders: rows leave in row order. A
+full result queue stops the whole pipeline for a cycle (output stall). Nothing of
+A is stored, so the row and nonzero limits only size counters; the column limit is
+the dense buffer's depth.
+
+Stream formats (documented in every manifest, see :func:`sparse_stream_formats`):
+
+* input frame: ``ceil(COLS / x_rows_per_beat)`` beats of X (row ``c`` of X at word
+  ``c % x_rows_per_beat`` of beat ``c // x_rows_per_beat``, P elements
+  little-endian in the word), then ``ceil(ENTRIES / L)`` beats of entries (entry
+  ``e`` in slot ``e % L`` of its beat, slots ``stream_bits // L`` bits apart),
+  TLAST on the final beat;
+* result frame: ROWS rows of P accumulators, ``rows_per_beat`` rows per beat, the
+  final beat zero-padded, TLAST on it.
+
+Errors (see :data:`~.sparse_regs.SPARSE_ERRORS`): a job rejected at the start
+(bad or over-limit dimensions) sends no result frame and discards its input frame
+up to TLAST. A job that fails while running stops taking entries (discarding the
+rest of its input frame), lets the rows already under way finish, and completes
+its result frame with zero rows, so the host always receives the frame it expects.
+"""
+
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+from amaranth.lib import wiring, data
+from amaranth.lib.wiring import In, Out
+from amaranth import ClockDomain, ClockSignal, ResetSignal, ResetInserter
+
+from .sparse_config import SparseConfig
+from .sparse_regs import SPARSE_ERRORS, sparse_register_map
+from .densebuf import DenseBuffer
+from .segscan import SegmentedReduce
+from .rowqueue import CompactionQueue
+from .axil import AXI4LiteCSR
+
+__all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE"]
+
+ERR = {e.name: e.code for e in SPARSE_ERRORS}
+
+#: Registered stages between an entry beat's acceptance and the segmented reduction:
+#: gather (S1), buffer read (S2), row select (S3), multiply (S4).
+PIPELINE = ("gather", "read", "select", "multiply")
+
+COUNTERS = ("job_cycles", "load_cycles", "nnz", "lane_busy_cycles", "in_stall_cycles",
+            "conflict_stall_cycles", "out_stall_cycles")
+
+
+def _shape(dt):
+    return signed(dt.bits) if dt.signed else unsigned(dt.bits)
+
+
+def entry_layout(cfg: SparseConfig) -> data.StructLayout:
+    """One CSR entry in its slot: value, column index, last-in-row, empty-row (LSB first)."""
+    return data.StructLayout({"value": _shape(cfg.a), "col": unsigned(cfg.col_bits),
+                              "last": 1, "empty": 1})
+
+
+def _popcount(m, bits, n, name):
+    terms = [bits[i] for i in range(n)]
+    while len(terms) > 1:
+        nxt = [terms[i] + terms[i + 1] for i in range(0, len(terms) - 1, 2)]
+        if len(terms) % 2:
+            nxt.append(terms[-1])
+        terms = nxt
+    out = Signal(range(n + 1), name=name)
+    m.d.comb += out.eq(terms[0])
+    return out
+
+
+class SparseCore(wiring.Component):
+    """One-job sparse engine with plain (non-AXI-named) ports.
+
+    Parameters
+    ----------
+    config : SparseConfig
+
+    Members
+    -------
+    start : In(1)
+        Pulse: start a job with the current ``rows``, ``cols``, ``entries``.
+    rows, cols, entries : In(32)
+    busy, done, error : Out(1)
+    error_code : Out(8)
+    job_cycles, load_cycles, nnz, lane_busy_cycles, in_stall_cycles,
+    conflict_stall_cycles, out_stall_cycles : Out(64)
+    jobs : Out(32)
+    s_data, s_last, s_valid, s_ready : operand stream (slave)
+    m_data, m_last, m_valid, m_ready : result stream (master)
+    """
+
+    def __init__(self, config: SparseConfig):
+        if not isinstance(config, SparseConfig):
+            raise TypeError(f"SparseCore config must be a SparseConfig, not {config!r}")
+        self._cfg = config
+        sb = config.stream_bits
+        members = {"start": In(1), "rows": In(32), "cols": In(32), "entries": In(32),
+                   "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8)}
+        members.update({c: Out(64) for c in COUNTERS})
+        members.update({
+            "jobs": Out(32),
+            "s_data": In(sb), "s_last": In(1), "s_valid": In(1), "s_ready": Out(1),
+            "m_data": Out(sb), "m_last": Out(1), "m_valid": Out(1), "m_ready": In(1),
+        })
+        super().__init__(members)
+
+    @property
+    def config(self) -> SparseConfig:
+        return self._cfg
+
+    def elaborate(self, platform):
+        cfg = self._cfg
+        L, P = cfg.lanes, cfg.dense_cols
+        wx = cfg.x_rows_per_beat
+        wxb = (wx - 1).bit_length()
+        rb = cfg.rows_per_beat
+        m = Module()
+
+        # -- blocks ------------------------------------------------------------------------
+        m.submodules.xbuf = db = DenseBuffer(
+            lanes=L, row_bits=cfg.x_word_bits, words=wx, depth=cfg.x_depth,
+            col_bits=cfg.col_bits, mode=cfg.x_buffer, banks=cfg.x_banks)
+        m.submodules.reduce = red = SegmentedReduce(lanes=L, cols=P, acc_bits=cfg.acc_bits)
+        m.submodules.queue = q = CompactionQueue(lanes=L, row_bits=cfg.row_bits, read_rows=rb)
+
+        # -- job registers -------------------------------------------------------------------
+        M = Signal(32); N = Signal(32); E = Signal(32)
+        x_beats = Signal(33 - wxb); x_idx = Signal(33 - wxb)
+        remaining = Signal(32)          # entries not yet accepted
+        rows_acc = Signal(32)           # rows ended by the accepted entries
+        rows_out = Signal(32)           # rows sent
+        acc_open = Signal()             # entry beats still to accept
+        emitting = Signal(); padding = Signal(); discard = Signal()
+        err_code = Signal(8)
+        m.d.comb += self.error_code.eq(err_code)
+
+        adv = Signal()                  # the pipeline advances this cycle
+
+        # -- input beat decode (combinational, at acceptance) --------------------------------
+        layout = entry_layout(cfg)
+        eb, slot = cfg.entry_bits, cfg.slot_bits
+        ent = [data.View(layout, self.s_data[l * slot:l * slot + eb]) for l in range(L)]
+        v_in = Signal(L); last_in = Signal(L); req_in = Signal(L)
+        bad_col = Signal(L); last_of_final = Signal()
+        for l in range(L):
+            m.d.comb += [
+                v_in[l].eq(remaining > l),
+                last_in[l].eq(ent[l].last & v_in[l]),
+                req_in[l].eq(v_in[l] & ~ent[l].empty),
+                bad_col[l].eq(req_in[l] & (ent[l].col >= N)),
+            ]
+        m.d.comb += last_of_final.eq(
+            Cat(*[(remaining == l + 1) & ent[l].last for l in range(L)]).any())
+        k_in = _popcount(m, last_in, L, "k_in")
+        final_in = Signal(); rows_after = Signal(33)
+        m.d.comb += [final_in.eq(remaining <= L), rows_after.eq(rows_acc + k_in)]
+        e_short = Signal(); e_long = Signal(); e_col = Signal(); e_rows = Signal()
+        m.d.comb += [
+            e_short.eq(self.s_last & ~final_in),
+            e_long.eq(final_in & ~self.s_last),
+            e_col.eq(bad_col.any()),
+            e_rows.eq((rows_after > M) | (final_in & ((rows_after != M) | ~last_of_final))),
+        ]
+        bad_in = Signal(); bad_code = Signal(8)
+        m.d.comb += [
+            bad_in.eq(e_short | e_long | e_col | e_rows),
+            bad_code.eq(Mux(e_short, ERR["SHORT_STREAM"], Mux(e_long, ERR["LONG_STREAM"],
+                        Mux(e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"])))),
+        ]
+
+        # -- S1: gather ------------------------------------------------------------------------
+        s1_valid = Signal()
+        s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}") for l in range(L)]
+        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L))
+        s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
+        m.d.comb += [db.en.eq(adv), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
+                     db.i_req.eq(s1_req)]
+        leave = Signal()
+        m.d.comb += leave.eq(adv & s1_valid & db.i_ready)
+
+        in_run = Signal()
+        accept = Signal()
+        m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
+        with m.If(leave):
+            m.d.sync += s1_valid.eq(0)
+        with m.If(accept & ~bad_in):
+            m.d.sync += [s1_valid.eq(1), s1_lanes.eq(v_in), s1_last.eq(last_in),
+                         s1_req.eq(req_in)]
+            for l in range(L):
+                m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
+        s1_count = _popcount(m, s1_lanes, L, "s1_count")
+        s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
+
+        # -- S2: buffer read; S3: row select; S4: multiply ------------------------------------
+        s2_valid = Signal(); s2_last = Signal(L); s2_zero = Signal(L)
+        s2_value = [Signal(_shape(cfg.a), name=f"s2_value{l}") for l in range(L)]
+        s3_valid = Signal(); s3_last = Signal(L); s3_zero = Signal(L)
+        s3_value = [Signal(_shape(cfg.a), name=f"s3_value{l}") for l in range(L)]
+        s3_x = [Signal(data.ArrayLayout(_shape(cfg.x), P), name=f"s3_x{l}") for l in range(L)]
+        s4_valid = Signal(); s4_last = Signal(L)
+        prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
+        with m.If(adv):
+            m.d.sync += [s2_valid.eq(leave), s3_valid.eq(s2_valid), s4_valid.eq(s3_valid),
+                         s3_last.eq(s2_last), s3_zero.eq(s2_zero), s4_last.eq(s3_last)]
+            with m.If(leave):
+                m.d.sync += [s2_last.eq(s1_last), s2_zero.eq(~s1_req)]
+                m.d.sync += [s2_value[l].eq(s1_value[l]) for l in range(L)]
+            for l in range(L):
+                m.d.sync += [s3_value[l].eq(s2_value[l]), s3_x[l].eq(db.o_x[l])]
+                for p in range(P):
+                    m.d.sync += prod[l][p].eq(Mux(s3_zero[l], 0, s3_value[l] * s3_x[l][p]))
+
+        # -- segmented reduction and compaction queue -----------------------------------------
+        k_fin = _popcount(m, red.o_last, L, "k_fin")
+        m.d.comb += [
+            red.en.eq(adv), red.i_valid.eq(s4_valid), red.i_value.eq(prod),
+            red.i_last.eq(s4_last),
+            adv.eq(~(red.o_valid & (q.level + k_fin > q.capacity))),
+            q.w_en.eq(red.o_valid & adv), q.w_mask.eq(red.o_last),
+        ]
+        for l in range(L):
+            m.d.comb += q.w_rows[l].eq(red.o_sum[l].as_value())
+        pipe_busy = Signal()
+        m.d.comb += pipe_busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | red.busy)
+
+        # -- output: rows_per_beat rows per result beat ---------------------------------------
+        rows_left = Signal(32); k_out = Signal(range(rb + 1)); emit = Signal()
+        pop = Signal(range(rb + 1))
+        m.d.comb += [
+            rows_left.eq(M - rows_out),
+            k_out.eq(Mux(rows_left >= rb, rb, rows_left)),
+            emit.eq(emitting & (~self.m_valid | self.m_ready) & (rows_left != 0)
+                    & (padding | (q.level >= k_out))),
+            pop.eq(Mux(padding & (q.level < k_out), q.level, k_out)),
+            q.r_pop.eq(Mux(emit, pop, 0)),
+        ]
+        with m.If(self.m_valid & self.m_ready):
+            m.d.sync += self.m_valid.eq(0)
+        with m.If(emit):
+            beat = []
+            for j in range(rb):
+                beat.append(Mux((j < k_out) & (j < q.level), q.r_rows[j], 0))
+            m.d.sync += [self.m_valid.eq(1), self.m_last.eq(rows_left == k_out),
+                         self.m_data.eq(Cat(*beat)), rows_out.eq(rows_out + k_out)]
+        last_beat = Signal()
+        m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
+
+        # -- counters -------------------------------------------------------------------------
+        with m.If(self.busy):
+            m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
+        with m.If(in_run & (acc_open | s1_valid)):
+            with m.If(~adv):
+                m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
+            with m.Elif(s1_valid & ~db.i_ready):
+                m.d.sync += self.conflict_stall_cycles.eq(self.conflict_stall_cycles + 1)
+            with m.Elif(~s1_valid):
+                m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
+        with m.If(adv & s1_valid):
+            m.d.sync += self.lane_busy_cycles.eq(self.lane_busy_cycles + s1_count)
+            with m.If(db.i_ready):
+                m.d.sync += self.nnz.eq(self.nnz + s1_nnz)
+
+        # -- job control ----------------------------------------------------------------------
+        def finish():
+            m.d.sync += [self.busy.eq(0), self.done.eq(1), emitting.eq(0), padding.eq(0),
+                         acc_open.eq(0), self.jobs.eq(self.jobs + 1)]
+            m.next = "IDLE"
+
+        def fail(code):
+            m.d.sync += [err_code.eq(code), self.error.eq(1)]
+
+        m.d.comb += [db.waddr.eq(x_idx), db.wdata.eq(self.s_data)]
+        m.d.comb += [red.clear.eq(0), q.clear.eq(0)]
+        with m.FSM(name="job"):
+            with m.State("IDLE"):
+                m.d.comb += self.s_ready.eq(discard)
+                with m.If(discard & self.s_valid & self.s_last):
+                    m.d.sync += discard.eq(0)
+                with m.If(self.start):
+                    m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
+                                 self.busy.eq(1), self.done.eq(0), self.error.eq(0),
+                                 err_code.eq(0), rows_acc.eq(0), rows_out.eq(0), x_idx.eq(0),
+                                 acc_open.eq(0), padding.eq(0), discard.eq(0)]
+                    m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
+                    m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E)]
+                m.next = "CHECK"
+            with m.State("CHECK"):
+                dim_bad = (M == 0) | (N == 0) | (E == 0) | (E < M)
+                over = (M > cfg.max_rows) | (N > cfg.max_cols) | (E > cfg.max_nnz)
+                with m.If(dim_bad | over):
+                    fail(Mux(dim_bad, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
+                    m.d.sync += discard.eq(1)
+                    finish()
+                with m.Else():
+                    m.d.sync += emitting.eq(1)
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.comb += [self.s_ready.eq(1), db.we.eq(self.s_valid)]
+                m.d.sync += self.load_cycles.eq(self.load_cycles + 1)
+                with m.If(self.s_valid):
+                    m.d.sync += x_idx.eq(x_idx + 1)
+                    with m.If(self.s_last):
+                        fail(ERR["SHORT_STREAM"])
+                        m.next = "ABORT"
+                    with m.Elif(x_idx == x_beats - 1):
+                        m.d.sync += acc_open.eq(1)
+                        m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += [in_run.eq(1),
+                             self.s_ready.eq(acc_open & adv & (~s1_valid | db.i_ready))]
+                with m.If(accept):
+                    with m.If(bad_in):
+                        fail(bad_code)
+                        m.d.sync += [acc_open.eq(0), discard.eq(~self.s_last)]
+                        m.next = "ABORT"
+                    with m.Else():
+                        m.d.sync += [remaining.eq(remaining - L), rows_acc.eq(rows_after)]
+                        with m.If(final_in):
+                            m.d.sync += acc_open.eq(0)
+                with m.If(last_beat):
+                    finish()
+            with m.State("ABORT"):
+                # Let the rows under way leave, then pad the result frame with zero rows.
+                m.d.comb += self.s_ready.eq(discard)
+                with m.If(discard & self.s_valid & self.s_last):
+                    m.d.sync += discard.eq(0)
+                with m.If(~pipe_busy):
+                    m.d.sync += padding.eq(1)
+                with m.If(last_beat):
+                    finish()
+        return m
+
+
+class SparseTop(wiring.Component):
+    """The sparse accelerator top: AXI4-Lite CSRs, AXI4-Stream in and out.
+
+    Ports carry the AXI names (``aclk``, ``aresetn``, ``s_axil_*``, ``s_axis_*``,
+    ``m_axis_*``), as :class:`~.top.GemmTop`'s do; ``aresetn`` is active low and
+    synchronous.
+
+    Parameters
+    ----------
+    config : SparseConfig
+    own_domain : bool
+        True (default): the top creates its clock domain from ``aclk``/``aresetn``.
+        False: it uses the enclosing design's ``sync`` domain (simulation, board
+        wrappers) and has no ``aclk``/``aresetn`` ports.
+    """
+
+    def __init__(self, config: SparseConfig, *, own_domain: bool = True):
+        if not isinstance(config, SparseConfig):
+            raise TypeError(f"SparseTop config must be a SparseConfig, not {config!r}")
+        self._cfg = config
+        self._own_domain = own_domain
+        self._regmap = sparse_register_map(config)
+        aw = self._regmap.addr_width
+        sb = config.stream_bits
+        members = {}
+        if own_domain:
+            members.update({"aclk": In(1), "aresetn": In(1)})
+        members.update({
+            "s_axil_awaddr": In(aw), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
+            "s_axil_awready": Out(1),
+            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
+            "s_axil_wready": Out(1),
+            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+            "s_axil_araddr": In(aw), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
+            "s_axil_arready": Out(1),
+            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
+            "s_axil_rready": In(1),
+            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
+            "s_axis_tready": Out(1),
+            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
+            "m_axis_tready": In(1),
+        })
+        super().__init__(members)
+
+    @property
+    def config(self) -> SparseConfig:
+        return self._cfg
+
+    @property
+    def regmap(self):
+        return self._regmap
+
+    def elaborate(self, platform):
+        m = Module()
+        if self._own_domain:
+            m.domains.sync = ClockDomain("sync")
+            m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+
+        m.submodules.csr = csr = AXI4LiteCSR(self._regmap)
+        soft_reset = Signal()
+        m.submodules.core = core = ResetInserter(soft_reset)(SparseCore(self._cfg))
+
+        bus = csr.bus
+        for name in ("awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
+                     "araddr", "arprot", "arvalid", "rready"):
+            m.d.comb += getattr(bus, name).eq(getattr(self, f"s_axil_{name}"))
+        for name in ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp",
+                     "rvalid"):
+            m.d.comb += getattr(self, f"s_axil_{name}").eq(getattr(bus, name))
+
+        ctrl = self._regmap["CTRL"]
+        start_bit, reset_bit = ctrl.field("START").lsb, ctrl.field("SOFT_RESET").lsb
+        status = self._regmap["STATUS"]
+        m.d.comb += [
+            soft_reset.eq(csr.wo_CTRL_stb & csr.wo_CTRL[reset_bit]),
+            core.start.eq(csr.wo_CTRL_stb & csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
+            core.rows.eq(csr.rw_ROWS), core.cols.eq(csr.rw_COLS),
+            core.entries.eq(csr.rw_ENTRIES),
+            csr.ro_STATUS.eq(core.busy << status.field("BUSY").lsb
+                             | core.done << status.field("DONE").lsb
+                             | core.error << status.field("ERROR").lsb
+                             | core.error_code << status.field("ERROR_CODE").lsb),
+            csr.ro_JOBS.eq(core.jobs),
+            core.s_data.eq(self.s_axis_tdata), core.s_last.eq(self.s_axis_tlast),
+            core.s_valid.eq(self.s_axis_tvalid), self.s_axis_tready.eq(core.s_ready),
+            self.m_axis_tdata.eq(core.m_data), self.m_axis_tlast.eq(core.m_last),
+            self.m_axis_tvalid.eq(core.m_valid), core.m_ready.eq(self.m_axis_tready),
+        ]
+        for c in COUNTERS:
+            m.d.comb += getattr(csr, f"cnt_{c.upper()}").eq(getattr(core, c))
+        return m
+
+
+def sparse_stream_formats(cfg: SparseConfig) -> dict:
+    """Payload formats of the two streams (the manifest's ``streams``; the host packs by it)."""
+    if not isinstance(cfg, SparseConfig):
+        raise TypeError(f"sparse_stream_formats() needs a SparseConfig, not {cfg!r}")
+    sb = cfg.stream_bits
+    a = cfg.a.bits
+    entry = {
+        "fields": [
+            {"name": "value", "lsb": 0, "bits": a, "element": cfg.a_dtype,
+             "meaning": "A[i, j] (two's complement when signed)"},
+            {"name": "col", "lsb": a, "bits": cfg.col_bits, "meaning": "column index j < COLS"},
+            {"name": "last", "lsb": a + cfg.col_bits, "bits": 1,
+             "meaning": "1 on the final entry of its row"},
+            {"name": "empty", "lsb": a + cfg.col_bits + 1, "bits": 1,
+             "meaning": "1: placeholder of an empty row (value and col ignored, last = 1)"},
+        ],
+        "entry_bits": cfg.entry_bits,
+    }
+    return {
+        "s_axis": {
+            "direction": "in", "tdata_bits": sb, "byte_order": "little-endian",
+            "frame": "one frame per job: segment X then segment A, TLAST on the last beat",
+            "segments": [
+                {"name": "X", "word_bits": cfg.x_word_bits, "elements_per_word": cfg.dense_cols,
+                 "element": cfg.x_dtype, "words": "COLS",
+                 "words_per_beat": cfg.x_rows_per_beat, "beats": "ceil(COLS / words_per_beat)",
+                 "word_contents": "word c holds X[c, p] at element p (columns past the job's "
+                                  "are zero); word c at bits [(c % words_per_beat) * word_bits, "
+                                  "...) of beat c // words_per_beat, unused words zero"},
+                {"name": "A", "kind": "csr_entries", "entries": "ENTRIES",
+                 "entries_per_beat": cfg.lanes, "slot_bits": cfg.slot_bits,
+                 "beats": f"ceil(ENTRIES / {cfg.lanes})", "entry": entry,
+                 "order": "CSR order: rows 0..ROWS-1, each row's nonzeros by any column order; "
+                          "an empty row is one entry with empty = 1, last = 1",
+                 "word_contents": "entry e at bits [(e % entries_per_beat) * slot_bits, ...) of "
+                                  "beat e // entries_per_beat, unused slots and bits zero"},
+            ],
+        },
+        "m_axis": {
+            "direction": "out", "tdata_bits": sb, "byte_order": "little-endian",
+            "frame": "one frame per job that passed its start checks (ROWS rows; rows a failed "
+                     "job did not compute are zero), TLAST on the last beat",
+            "row_order": "rows 0..ROWS-1 of Y = A . X",
+            "row_format": {"lanes": cfg.dense_cols, "lane_bits": cfg.acc_bits,
+                           "row_bits": cfg.row_bits, "element": f"int{cfg.acc_bits}",
+                           "rows_per_beat": cfg.rows_per_beat,
+                           "contents": "row i holds Y[i, p] at lane p, wrapped to acc_bits"},
+            "packing": "rows_per_beat rows per beat, row r at bits [(r % rows_per_beat) * "
+                       "row_bits, ...) of beat r // rows_per_beat; the final beat zero-padded",
+        },
+    }
