@@ -12,6 +12,8 @@ import numpy as np
 
 from accelgen.hdl.config import GemmConfig
 from accelgen.hdl.regs import gemm_register_map
+from accelgen.hdl.sparse_config import SparseConfig
+from accelgen.hdl.sparse_regs import sparse_register_map
 
 from .plan import MatmulPlan, Requant, build_plan, STATUS_ERROR
 from .model import predict, scalesim_cycles, lower_bound_cycles
@@ -97,8 +99,9 @@ class Accelerator:
 
     def __init__(self, config: GemmConfig | None = None, backend: str = "verilator", **options):
         config = GemmConfig() if config is None else config
-        if not isinstance(config, GemmConfig):
-            raise TypeError(f"Accelerator config must be a GemmConfig, not {config!r}")
+        if not isinstance(config, (GemmConfig, SparseConfig)):
+            raise TypeError(f"Accelerator config must be a GemmConfig or a SparseConfig, "
+                            f"not {config!r}")
         if backend not in BACKENDS:
             raise ValueError(f"Backend must be one of {', '.join(map(repr, BACKENDS))}, "
                              f"not {backend!r}")
@@ -107,7 +110,8 @@ class Accelerator:
         self._options = options
         self._device = None
         self._resident = None       # (M, N) of a C left whole in the accumulator memory
-        self.regmap = gemm_register_map(config)
+        self.regmap = (sparse_register_map(config) if isinstance(config, SparseConfig)
+                       else gemm_register_map(config))
 
     @property
     def device(self):
@@ -132,6 +136,7 @@ class Accelerator:
     def plan_matmul(self, A, B, *, accumulate: bool = False,
                     requant: Requant | None = None) -> MatmulPlan:
         """The device-operation program of ``C = A @ B`` (see :class:`MatmulPlan`)."""
+        self._require_gemm("plan_matmul")
         A, B = validate_operands(self.config, A, B)
         if requant is not None and not isinstance(requant, Requant):
             raise TypeError(f"requant must be a Requant or None, not {requant!r}")
@@ -148,6 +153,7 @@ class Accelerator:
         Returns ``(C, report)``. C is int32 (int64 for accumulators wider than 32 bits),
         or int8 with ``requant``.
         """
+        self._require_gemm("matmul")
         t0 = time.perf_counter()
         if accumulate:
             M, N = np.shape(A)[0], np.shape(B)[1]
@@ -205,6 +211,46 @@ class Accelerator:
             device_cycles=dev.cycles - c0, input_bytes=plan.input_bytes,
             output_bytes=plan.output_bytes, jobs=per_job)
         return C, report
+
+    # -- the sparse accelerator (see accelgen.host.sparse) ------------------------------
+
+    def _require_gemm(self, what):
+        if isinstance(self.config, SparseConfig):
+            raise TypeError(f"{what} needs a GEMM accelerator (GemmConfig); this one is the "
+                            f"sparse accelerator: use spmv / spmm")
+
+    def _require_sparse(self, what):
+        if not isinstance(self.config, SparseConfig):
+            raise TypeError(f"{what} needs the sparse accelerator (SparseConfig); this one is "
+                            f"a GEMM accelerator: use matmul")
+
+    def plan_spmv(self, A, x):
+        """The device-operation program of ``y = A @ x`` (see :class:`~.sparse.SparsePlan`)."""
+        self._require_sparse("plan_spmv")
+        from .sparse import plan_spmv
+        return plan_spmv(self.config, A, x)
+
+    def plan_spmm(self, A, X):
+        """The device-operation program of ``Y = A @ X``."""
+        self._require_sparse("plan_spmm")
+        from .sparse import plan_spmm
+        return plan_spmm(self.config, A, X)
+
+    def spmv(self, A, x):
+        """``y = A @ x`` with A sparse (scipy.sparse, any format, or numpy) and x 1-D.
+
+        Returns ``(y, report)``: y is int32 (int64 above 32-bit accumulators), the
+        report a :class:`~.sparse.SparseReport`.
+        """
+        self._require_sparse("spmv")
+        from .sparse import spmv
+        return spmv(self, A, x)
+
+    def spmm(self, A, X):
+        """``Y = A @ X`` with A sparse and X dense (any number of columns): ``(Y, report)``."""
+        self._require_sparse("spmm")
+        from .sparse import spmm
+        return spmm(self, A, X)
 
 
 def _cached_fmax(config):
