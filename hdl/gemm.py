@@ -25,6 +25,8 @@ Layouts (element order inside words is little-endian; see :mod:`.gearbox`):
 * OS: A word ``i*K + k`` = ``A[i*R:(i+1)*R, k]``; B word ``j*K + k`` =
   ``B[k, j*C:(j+1)*C]``; folds ``(i, j)`` with ``j`` inner; accumulator row
   ``(i*nj + j)*R + r``; output rows: for each fold, its rows ``i*R + r < M``.
+  Stream order: A words of tile 0, all B words, A words of tiles 1.. (fold (0, 0)
+  starts after 2K words; B streams in while the first row of folds runs).
 * WS: A word ``kt*M + m`` = ``A[m, kt*R:(kt+1)*R]``; B word ``f*R + r`` =
   ``B[kt*R + r, jt*C:(jt+1)*C]`` for fold ``f = jt*nk + kt`` (``kt`` inner);
   accumulator row ``jt*M + m``; output rows in that order.
@@ -154,6 +156,8 @@ class GemmCore(wiring.Component):
             loader.s_data.eq(self.s_data), loader.s_last.eq(self.s_last),
             loader.s_valid.eq(self.s_valid), self.s_ready.eq(loader.s_ready),
             loader.n_a.eq(n_a), loader.n_b.eq(n_b),
+            # OS: A's first tile, then B, then the other A tiles; WS: all of A, then B
+            loader.n_a1.eq(K if os_ else n_a),
             a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
             b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
         ]
@@ -205,7 +209,8 @@ class GemmCore(wiring.Component):
             k_cur = Signal(DIM_BITS)
             last_fold = Signal()
             m.d.comb += [
-                gap_ok.eq(gap + K >= S + 1),
+                # the fold's last step lands >= S cycles after the previous fold's
+                gap_ok.eq(gap + K >= S),
                 data_ok.eq((loader.a_count >= a_base + K) & (loader.b_count >= b_base + K) & gate),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
@@ -423,6 +428,9 @@ class GemmCore(wiring.Component):
         with m.FSM(name="job"):
             with m.State("IDLE"):
                 with m.If(self.start):
+                    # a frame of a rejected earlier job may still be draining; this job's
+                    # frame follows its START, so stop discarding now
+                    m.d.comb += loader.cancel.eq(1)
                     m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
                                  mult.eq(self.rq_mult), shift.eq(self.rq_shift),
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),

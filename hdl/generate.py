@@ -126,7 +126,9 @@ def stream_formats(cfg: GemmConfig) -> dict:
                "per word, low bits first. Elements little-endian within a word, two's complement.")
     return {
         "s_axis": {"direction": "in", "tdata_bits": sb, "byte_order": "little-endian",
-                   "frame": "one frame per job, segment A then segment B, TLAST on the last beat",
+                   "frame": ("one frame per job, TLAST on the last beat: OS: A words of tile 0 "
+                             "(the first K words), then all B words, then the remaining A words "
+                             "(if any); WS: all A words, then all B words"),
                    "segments": [a, b], "packing": packing},
         "m_axis": {"direction": "out", "tdata_bits": sb, "byte_order": "little-endian",
                    "frame": "one frame per job (none with MODE.NO_OUTPUT), TLAST on the last beat",

@@ -1,7 +1,10 @@
 """Operand loader: one AXI4-Stream frame per job into the A and B scratchpads.
 
-The frame holds two segments, A words then B words, each packed by the rule in
-:mod:`.gearbox`; TLAST marks the frame's final beat. The loader writes one word
+The frame holds three segments, each packed by the rule in :mod:`.gearbox`: the
+first ``n_a1`` A words, all ``n_b`` B words, then the remaining A words (the last
+segment may be empty). The OS sequencer needs A's first tile and B's first tile
+to start, so this order lets compute begin early and the rest of B stream in as
+the first row of folds consumes it. TLAST marks the frame's final beat. The loader writes one word
 per cycle at most and publishes how many words of each segment have landed, so
 the array sequencer can start on a fold as soon as its operands are present
 (the scoreboard that lets loading overlap compute).
@@ -36,7 +39,9 @@ class Loader(wiring.Component):
         Give up the frame being loaded: discard its beats up to TLAST.
     flush : In(1)
         Discard beats up to the next TLAST (a job rejected before loading; its host may
-        still send the frame). A new ``start`` cancels it.
+        still send the frame). ``cancel`` or ``start`` ends it.
+    cancel : In(1)
+        Stop discarding: a new job was accepted and its frame is about to come.
     s_data, s_last, s_valid, s_ready : AXI4-Stream slave.
     a_we, a_addr, a_data; b_we, b_addr, b_data : Out
         Scratchpad write ports.
@@ -53,8 +58,8 @@ class Loader(wiring.Component):
         self._sb = stream_bits
         self._wa, self._wb = a_word_bits, b_word_bits
         super().__init__({
-            "start": In(1), "abort": In(1), "flush": In(1),
-            "n_a": In(count_bits), "n_b": In(count_bits),
+            "start": In(1), "abort": In(1), "flush": In(1), "cancel": In(1),
+            "n_a": In(count_bits), "n_a1": In(count_bits), "n_b": In(count_bits),
             "s_data": In(stream_bits), "s_last": In(1), "s_valid": In(1), "s_ready": Out(1),
             "a_we": Out(1), "a_addr": Out(a_addr_bits), "a_data": Out(a_word_bits),
             "b_we": Out(1), "b_addr": Out(b_addr_bits), "b_data": Out(b_word_bits),
@@ -124,6 +129,8 @@ class Loader(wiring.Component):
                     m.next = "IDLE"
                 with m.If(self.flush):
                     m.d.sync += discard.eq(1)
+                with m.If(self.cancel):
+                    m.d.sync += discard.eq(0)
                 with m.If(self.start):
                     m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
                                  q.eq(0), discard.eq(0)]
@@ -136,17 +143,19 @@ class Loader(wiring.Component):
                     m.d.sync += discard.eq(0)
                 common()
 
-            def to_b(last_word, beat_last=None):
-                bl = buf_last if beat_last is None else beat_last
-                with m.If(bl & ~last_word):
-                    m.d.sync += self.err_short.eq(1)
-                    m.next = "IDLE"
-                with m.Elif(last_word):
-                    with m.If(bl):
-                        m.d.sync += self.err_short.eq(1)   # frame ended with no B words
+            def to(target):
+                def go(last_word, beat_last=None):
+                    bl = buf_last if beat_last is None else beat_last
+                    with m.If(bl & ~last_word):
+                        m.d.sync += self.err_short.eq(1)
                         m.next = "IDLE"
-                    with m.Else():
-                        m.next = "B"
+                    with m.Elif(last_word):
+                        with m.If(bl):
+                            m.d.sync += self.err_short.eq(1)   # frame ended too early
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.next = target
+                return go
 
             def to_done(last_word, beat_last=None):
                 bl = buf_last if beat_last is None else beat_last
@@ -158,13 +167,23 @@ class Loader(wiring.Component):
                     m.d.sync += self.err_short.eq(1)
                     m.next = "IDLE"
 
+            def after_b(last_word, beat_last=None):
+                with m.If(self.n_a1 == self.n_a):
+                    to_done(last_word, beat_last)
+                with m.Else():
+                    to("A2")(last_word, beat_last)
+
             with m.State("A"):
                 m.d.comb += self.busy.eq(1)
-                segment("a", self._wa, self.a_count, self.n_a, self.a_we, self.a_data, to_b)
+                segment("a", self._wa, self.a_count, self.n_a1, self.a_we, self.a_data, to("B"))
                 common()
             with m.State("B"):
                 m.d.comb += self.busy.eq(1)
-                segment("b", self._wb, self.b_count, self.n_b, self.b_we, self.b_data, to_done)
+                segment("b", self._wb, self.b_count, self.n_b, self.b_we, self.b_data, after_b)
+                common()
+            with m.State("A2"):
+                m.d.comb += self.busy.eq(1)
+                segment("a2", self._wa, self.a_count, self.n_a, self.a_we, self.a_data, to_done)
                 common()
 
         return m

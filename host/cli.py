@@ -30,6 +30,7 @@ COMMANDS: list[str] = [
     "generate",
     "run",
     "bench",
+    "synth",
     "doctor",
 ]
 

@@ -25,6 +25,7 @@ PE_LATENCY = 3
 WRITEBACK = 2              # writer: registered row, registered sum -> memory write
 OUT_PIPE = 1 + 3           # accumulator read + requantizer
 FIFO_DEPTH = 8
+FIFO_LATENCY = 3           # FIFO write -> packer input (buffered FIFO)
 WS_MIN_FOLD = 3
 
 
@@ -65,38 +66,49 @@ def lower_bound_cycles(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool
 
 
 class _Stream:
-    """Arrival times of scratchpad words from the input stream (first beat offered at 0)."""
+    """When scratchpad words land, from the input frame's segments (see hdl/loader.py).
 
-    def __init__(self, cfg: GemmConfig, n_a: int, n_b: int, start: int):
-        self.cfg = cfg
-        self.n_a, self.n_b = n_a, n_b
+    A segment's first beat is accepted at ``seg_start``. Words no wider than a beat
+    are written one per cycle from ``seg_start + 1`` (count ``c`` visible at
+    ``seg_start + 1 + c``) and the next segment starts one cycle after the last
+    write; wider words take ``Q`` beats each (count ``c`` visible at
+    ``seg_start + Q*c``) and the next segment follows at once.
+    """
+
+    def __init__(self, cfg: GemmConfig, segments, start: int):
         S = cfg.stream_bits
-        self.a_rate = self._rate(cfg.a_word_bits, S)
-        self.b_rate = self._rate(cfg.b_word_bits, S)
-        self.start = start
-        # B words start after the A segment plus the one-cycle segment switch (P mode).
-        self.b_start = self.a_time(n_a) + (1 if cfg.a_word_bits <= S else 0)
+        width = {"a": cfg.a_word_bits, "b": cfg.b_word_bits}
+        self.segs = {"a": [], "b": []}
+        t = start
+        for kind, n in segments:
+            if n <= 0:
+                continue
+            W = width[kind]
+            done = sum(x[2] for x in self.segs[kind])
+            if W <= S:
+                self.segs[kind].append((t, done, n, None))
+                t = t + n + 1
+            else:
+                q = beats_per_word(W, S)
+                self.segs[kind].append((t, done, n, q))
+                t = t + q * n
+        self.end = t
 
-    @staticmethod
-    def _rate(W, S):
-        return ("P", words_per_beat(W, S)) if W <= S else ("Q", beats_per_word(W, S))
-
-    def _time(self, rate, count, base):
-        kind, v = rate
+    def time(self, kind: str, count: int) -> int:
+        """First cycle at which ``count`` words of ``kind`` are visible to the sequencer."""
         if count <= 0:
-            return base
-        if kind == "P":
-            # a beat is accepted every cycle while words drain one per cycle: words are
-            # written one per cycle after the first beat lands
-            return base + count + 1
-        return base + count * v
+            return 0
+        for seg_start, done, n, q in self.segs[kind]:
+            if count <= done + n:
+                local = count - done
+                return seg_start + 1 + local if q is None else seg_start + q * local
+        raise ValueError(f"{kind} word {count} is not in the frame")
 
     def a_time(self, count):
-        """First cycle at which ``count`` A words are visible to the sequencer."""
-        return self._time(self.a_rate, count, self.start)
+        return self.time("a", count)
 
     def b_time(self, count):
-        return self._time(self.b_rate, count, self.b_start - (1 if self.b_rate[0] == "P" else 0))
+        return self.time("b", count)
 
 
 def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
@@ -113,7 +125,8 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     else:
         nk = _ceil(k, R)
         n_a, n_b = nk * m, nk * nj * R
-    st = _Stream(cfg, n_a, n_b, t0)
+    n_a1 = k if cfg.dataflow == "os" else n_a
+    st = _Stream(cfg, [("a", n_a1), ("b", n_b), ("a", n_a - n_a1)], t0)
     all_loaded = max(st.a_time(n_a), st.b_time(n_b))
     stall = 0
     rows = []                                     # (cycle written, is_output_row)
@@ -187,10 +200,12 @@ def _output_end(cfg: GemmConfig, rows, span_end, requant):
     """Cycle of the last output beat, from the cycles result rows are written."""
     S = cfg.stream_bits
     row_bits = cfg.cols * (8 if requant else cfg.acc_bits)
-    if row_bits <= S:
-        per, beats_row = words_per_beat(row_bits, S), 1
-    else:
-        per, beats_row = 1, beats_per_word(row_bits, S)
+    # Rows no wider than a beat are packed `per` to a beat and the beat leaves one cycle
+    # after its last row; wider rows are split into `beats_row` beats from an extra
+    # row register, one cycle later.
+    packed = row_bits <= S
+    per = words_per_beat(row_bits, S) if packed else 1
+    beats_row = 1 if packed else beats_per_word(row_bits, S)
     gate = span_end if not cfg.double_buffer else None
     read_t = -1
     beat_t = -1
@@ -200,15 +215,15 @@ def _output_end(cfg: GemmConfig, rows, span_end, requant):
             continue
         avail = written + 1 if gate is None else max(written + 1, gate + 1)
         read_t = max(avail, read_t + 1)
-        arrive = read_t + OUT_PIPE + 1          # in the FIFO, visible to the packer
-        if per == 1:
-            for b in range(beats_row):
-                beat_t = max(arrive + 1 + b, beat_t + 1)
-        else:
+        arrive = read_t + OUT_PIPE + FIFO_LATENCY     # at the packer's input
+        if packed:
             pending += 1
             if pending == per:
-                beat_t = max(arrive + 1, beat_t + 1)
+                beat_t = max(arrive, beat_t + 1)
                 pending = 0
+        else:
+            for b in range(beats_row):
+                beat_t = max(arrive + 1 + b, beat_t + 1)
     if pending:
-        beat_t = max(read_t + OUT_PIPE + 2, beat_t + 1)
+        beat_t = max(read_t + OUT_PIPE + FIFO_LATENCY, beat_t + 1)
     return beat_t

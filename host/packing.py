@@ -83,11 +83,20 @@ def pack_segment(words: np.ndarray, elem_bits: int, stream_bits: int) -> bytes:
     return np.packbits(beats.reshape(-1), bitorder="little").tobytes()
 
 
+def first_a_words(cfg: GemmConfig, m: int, k: int, n_a: int) -> int:
+    """Words of the first A segment: OS sends A's first tile (K words) before B."""
+    return k if cfg.dataflow == "os" else n_a
+
+
 def pack_input_frame(cfg: GemmConfig, A: np.ndarray, B: np.ndarray) -> bytes:
-    """The whole input frame of one job: segment A then segment B."""
+    """The whole input frame of one job: A's first segment, B, the rest of A."""
     a_words, b_words = operand_words(cfg, A, B)
-    return (pack_segment(a_words, cfg.a.bits, cfg.stream_bits)
-            + pack_segment(b_words, cfg.b.bits, cfg.stream_bits))
+    n1 = first_a_words(cfg, A.shape[0], A.shape[1], len(a_words))
+    sb = cfg.stream_bits
+    frame = pack_segment(a_words[:n1], cfg.a.bits, sb) + pack_segment(b_words, cfg.b.bits, sb)
+    if n1 < len(a_words):
+        frame += pack_segment(a_words[n1:], cfg.a.bits, sb)
+    return frame
 
 
 def input_beats(cfg: GemmConfig, m: int, k: int, n: int) -> int:
@@ -97,8 +106,10 @@ def input_beats(cfg: GemmConfig, m: int, k: int, n: int) -> int:
         na, nb = ceil_div(m, R) * k, ceil_div(n, C) * k
     else:
         na, nb = ceil_div(k, R) * m, ceil_div(k, R) * ceil_div(n, C) * R
-    return (beats_for(na, cfg.a_word_bits, cfg.stream_bits)
-            + beats_for(nb, cfg.b_word_bits, cfg.stream_bits))
+    n1 = first_a_words(cfg, m, k, na)
+    return (beats_for(n1, cfg.a_word_bits, cfg.stream_bits)
+            + beats_for(nb, cfg.b_word_bits, cfg.stream_bits)
+            + (beats_for(na - n1, cfg.a_word_bits, cfg.stream_bits) if na > n1 else 0))
 
 
 def output_rows(cfg: GemmConfig, m: int, n: int) -> int:

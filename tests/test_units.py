@@ -29,18 +29,21 @@ def _beats(data: bytes, sb: int):
     return [int.from_bytes(data[i:i + bb], "little") for i in range(0, len(data), bb)]
 
 
+@pytest.mark.parametrize("na1", [7, 3])      # A in one segment, or split around B
 @pytest.mark.parametrize("wa_elems,wa_bits,wb_elems,wb_bits,sb", [
     (8, 8, 8, 8, 64),       # word == beat
     (2, 8, 3, 8, 64),       # several words per beat, different per segment
     (3, 4, 5, 16, 32),      # odd bit widths; B word larger than a beat
     (8, 16, 4, 8, 32),      # A: 4 beats per word
 ])
-def test_loader_unpacks_the_host_format(wa_elems, wa_bits, wb_elems, wb_bits, sb):
+def test_loader_unpacks_the_host_format(wa_elems, wa_bits, wb_elems, wb_bits, sb, na1):
     rng = np.random.default_rng(wa_elems * 31 + sb)
     na, nb = 7, 5
     A = rng.integers(-(1 << (wa_bits - 1)), 1 << (wa_bits - 1), (na, wa_elems))
     B = rng.integers(0, 1 << wb_bits, (nb, wb_elems))
-    frame = pack_segment(A, wa_bits, sb) + pack_segment(B, wb_bits, sb)
+    frame = pack_segment(A[:na1], wa_bits, sb) + pack_segment(B, wb_bits, sb)
+    if na1 < na:
+        frame += pack_segment(A[na1:], wa_bits, sb)
     beats = _beats(frame, sb)
     dut = Loader(stream_bits=sb, a_word_bits=wa_elems * wa_bits, b_word_bits=wb_elems * wb_bits,
                  a_addr_bits=8, b_addr_bits=8, count_bits=16)
@@ -51,6 +54,7 @@ def test_loader_unpacks_the_host_format(wa_elems, wa_bits, wb_elems, wb_bits, sb
 
     async def source(ctx):
         ctx.set(dut.n_a, na)
+        ctx.set(dut.n_a1, na1)
         ctx.set(dut.n_b, nb)
         ctx.set(dut.start, 1)
         await ctx.tick()
@@ -98,6 +102,7 @@ def test_loader_framing_errors(short):
 
     async def bench(ctx):
         ctx.set(dut.n_a, 2)
+        ctx.set(dut.n_a1, 2)
         ctx.set(dut.n_b, 2)
         ctx.set(dut.start, 1)
         await ctx.tick()
