@@ -98,7 +98,7 @@ class UARTBridge(wiring.Component):
                 or not 8 <= stream_bits <= 512 or stream_bits % 8):
             raise ValueError(f"UART bridge stream_bits must be a multiple of 8 in 8..512, "
                              f"not {stream_bits!r}")
-        self._aw, self._sb, self._depth, self._timeout = addr_width, stream_bits, fifo_depth, timeout
+        self._sb, self._depth, self._timeout = stream_bits, fifo_depth, timeout
         aw, sb = addr_width, stream_bits
         super().__init__({
             "rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "rx_error": In(1),
@@ -308,7 +308,8 @@ class UARTBridge(wiring.Component):
                 with m.If(tx_idle):
                     with m.If(self.s_axis_tvalid & (recv_left != 0) & ~recv_last):
                         m.d.comb += self.s_axis_tready.eq(1)
-                        m.d.sync += [*respond((BEAT_TAG | self.s_axis_tlast, 1), (self.s_axis_tdata, nbytes)),
+                        m.d.sync += [*respond((BEAT_TAG | self.s_axis_tlast, 1),
+                                              (self.s_axis_tdata, nbytes)),
                                      recv_left.eq(recv_left - 1),
                                      recv_last.eq(self.s_axis_tlast)]
                     with m.Else():

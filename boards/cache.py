@@ -41,7 +41,10 @@ _FORMAT = 1       # layout of a cache entry; bump to invalidate every entry
 
 
 def cache_dir() -> Path:
-    """Root of the synthesis cache: ``$ACCELGEN_CACHE/synth`` (default ``~/.cache/accelgen/synth``)."""
+    """Root of the synthesis cache: ``$ACCELGEN_CACHE/synth``.
+
+    ``$ACCELGEN_CACHE`` defaults to ``~/.cache/accelgen``.
+    """
     root = os.environ.get("ACCELGEN_CACHE") or os.path.join(Path.home(), ".cache", "accelgen")
     return Path(root) / "synth"
 

@@ -41,17 +41,28 @@ RESULT_SCHEMA = 1
 OOC_TOP = "accelgen_ooc"
 
 # Files too large to keep once the figures are extracted (tens of MB for 8x8).
-_BULKY = ("ooc.il", "synth.json")
+_BULKY = ("ooc.il", "synth.json", "routed.sdf")
+
+#: How many end-point groups :func:`.sta.top_paths` reports.
+TOP_PATHS = 10
 
 
-def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "synth.json") -> str:
-    """The Yosys script of an out-of-context or board run (relative paths)."""
+def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "synth.json", *,
+                 dsp: bool = True) -> str:
+    """The Yosys script of an out-of-context run (relative paths).
+
+    ``dsp=False`` builds every multiplier from LUTs (``synth_ecp5 -nodsp``,
+    ``synth_ice40`` without ``-dsp``), for arrays with more multipliers than the
+    part has DSP blocks.
+    """
     if part.family == "ecp5":
         # -abc9 is the default since Yosys 0.3x; kept for older system Yosys.
-        synth = f"synth_ecp5 -abc9 -top {top} -json {netlist}"
+        nodsp = "" if dsp else " -nodsp"
+        synth = f"synth_ecp5 -abc9{nodsp} -top {top} -json {netlist}"
     else:
         spram = " -spram" if part.resources.get("SPRAM") else ""
-        synth = f"synth_ice40 -dsp{spram} -top {top} -json {netlist}"
+        use_dsp = " -dsp" if dsp else ""
+        synth = f"synth_ice40{use_dsp}{spram} -top {top} -json {netlist}"
     read = "read_rtlil" if source.endswith(".il") else "read_verilog"
     return "\n".join([
         f"{read} {source}",
@@ -141,8 +152,8 @@ def _fail(work: Path, key: str, error: SynthError) -> SynthError:
 
 
 def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None = None,
-            seed: int = SEED, progress: Progress | None = None, use_cache: bool = True,
-            keep_files: bool = False) -> dict:
+            seed: int = SEED, dsp: bool = True, progress: Progress | None = None,
+            use_cache: bool = True, keep_files: bool = False) -> dict:
     """Synthesize, place and route ``config`` out of context on ``part``.
 
     Parameters
@@ -158,6 +169,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
         Force YoWASP or system tools; default: toolchain's order.
     seed : int
         nextpnr placement seed.
+    dsp : bool
+        Map multipliers to DSP blocks (default); ``False`` builds them from LUTs.
     progress : callable, optional
         ``progress(stage, status)`` while tools run.
     use_cache : bool
@@ -172,7 +185,9 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
         ``config``, ``config_hash``, ``source_digest``, ``device``, ``family``,
         ``target_mhz``, ``fmax_mhz``, ``timing_met``, ``clock``,
         ``utilization`` ({resource: {used, available}}), ``bels``,
-        ``yosys_cells``, ``dsp``, ``harness_overhead``, ``critical_paths``,
+        ``yosys_cells``, ``dsp``, ``harness_overhead``, ``critical_paths`` (nextpnr's
+        worst path), ``top_paths`` (the worst path into each of the
+        :data:`TOP_PATHS` worst register groups, from :mod:`.sta`),
         ``seconds`` (per stage), ``tools``, ``created``, ``cache_key``,
         ``build_dir``, ``logs``, ``cached``.
 
@@ -193,7 +208,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     tool_info = _tool_info(found)
     digest = cache.source_digest()
     material = {"flow": "ooc", "config_hash": config.config_hash, "source_digest": digest,
-                "device": part.code, "target_mhz": target, "seed": seed, "tools": tool_info}
+                "device": part.code, "target_mhz": target, "seed": seed, "dsp": dsp,
+                "tools": tool_info}
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
         return {**hit, "cached": True}
@@ -205,7 +221,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
-            result = _run_ooc(config, part, target, found, seed, work, progress, keep_files)
+            result = _run_ooc(config, part, target, found, seed, dsp, work, progress,
+                              keep_files)
         except SynthError as error:
             raise _fail(work, key, error) from None
         except BaseException:
@@ -220,7 +237,7 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     return {**result, "cached": False}
 
 
-def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files) -> dict:
+def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_files) -> dict:
     from amaranth.back import rtlil
     from accelgen.hdl.generate import build_top
     from .harness import OutOfContext
@@ -233,7 +250,7 @@ def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files
     (work / "ooc.il").write_text(rtlil.convert(harness, name=OOC_TOP))
     seconds["elaborate"] = round(time.monotonic() - t0, 1)
 
-    (work / "synth.ys").write_text(synth_script(part, OOC_TOP))
+    (work / "synth.ys").write_text(synth_script(part, OOC_TOP, dsp=dsp))
     seconds["yosys"] = round(run_tool(found["yosys"], ["-s", "synth.ys"], cwd=work,
                                       log=work / "yosys.log", stage="yosys",
                                       progress=progress), 1)
@@ -242,13 +259,13 @@ def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files
     if problems:
         raise SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
                          f"needs {', '.join(problems)}", work / "yosys.log")
-    dsp = dsp_breakdown(work / "synth.json", config)
+    dsp_info = dsp_breakdown(work / "synth.json", config)
 
     unconstrained = ("--lpf-allow-unconstrained" if part.family == "ecp5"
                      else "--pcf-allow-unconstrained")
     args = [*part.nextpnr_args(), "--json", "synth.json", "--freq", f"{target:g}",
-            "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
-            unconstrained]
+            "--report", "report.json", "--sdf", "routed.sdf", "--seed", str(seed),
+            "--timing-allow-fail", unconstrained]
     try:
         seconds["nextpnr"] = round(run_tool(found[part.nextpnr_tool], args, cwd=work,
                                             log=work / "nextpnr.log", stage="nextpnr",
@@ -256,12 +273,14 @@ def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files
     except SynthError as error:
         raise classify_nextpnr_error(error, config, part) from None
     result = summarize(work / "report.json", part, target, cells)
+    result["top_paths"] = _top_paths(work / "routed.sdf")
     result.update({
         "schema": RESULT_SCHEMA, "flow": "ooc", "design": config.describe(),
         "config": config.to_dict(), "config_hash": config.config_hash,
         "top": config.top_name, "source_digest": cache.source_digest(),
         "device": part.code, "family": part.family, "board": None,
-        "dsp": dsp, "harness_overhead": harness.overhead(),
+        "multipliers": "DSP" if dsp else "LUT", "dsp": dsp_info,
+        "harness_overhead": harness.overhead(),
         "seconds": seconds, "tools": _tool_info(found), "created": _now(),
         "logs": {"yosys": "yosys.log", "nextpnr": "nextpnr.log", "report": "report.json"},
     })
@@ -269,6 +288,25 @@ def _run_ooc(config, part, target, found, seed, work: Path, progress, keep_files
         for name in _BULKY:
             (work / name).unlink(missing_ok=True)
     return result
+
+
+def _top_paths(sdf: Path) -> list[dict]:
+    from .sta import parse_sdf, top_paths
+    try:
+        data = parse_sdf(sdf)
+    except OSError:
+        return []
+    out = []
+    for p in top_paths(data, TOP_PATHS):
+        cells = []
+        for pin in p["path"]:
+            inst = pin["pin"].rsplit("/", 1)[0]
+            if not cells or cells[-1]["cell"] != inst:
+                cells.append({"cell": inst, "type": data["types"].get(inst, "?"),
+                              "arrival_ns": pin["arrival_ns"]})
+        out.append({"delay_ns": p["delay_ns"], "fmax_mhz": round(1000 / p["delay_ns"], 1),
+                    "group": p["group"], "start": p["start"], "end": p["end"], "cells": cells})
+    return out
 
 
 _NO_FIT = re.compile(r"no BELs remaining|Unable to place cell|failed to place|"

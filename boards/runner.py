@@ -23,7 +23,8 @@ from pathlib import Path
 
 from accelgen import toolchain
 
-__all__ = ["SynthError", "Progress", "TOOL_SETS", "select_tools", "run_tool"]
+__all__ = ["SynthError", "Progress", "TOOL_SETS", "forced_tools", "select_tools", "run_tool",
+           "first_error"]
 
 #: ``(stage, detail)``: stage is e.g. ``"yosys"``, detail a short status line.
 Progress = Callable[[str, str], None]
@@ -61,11 +62,31 @@ class SynthError(RuntimeError):
 
 
 @contextmanager
-def _forced(names, command_of) -> Iterator[None]:
-    saved = {var: os.environ.get(var) for var in (_OVERRIDE[n] for n in names)}
+def forced_tools(names, tools: str | None) -> Iterator[None]:
+    """Within the block, toolchain lookups of ``names`` find the ``tools`` source.
+
+    ``"yowasp"`` or ``"system"`` set toolchain's ``ACCELGEN_<TOOL>`` overrides to
+    ``yowasp-<tool>`` or ``<tool>`` (restored afterwards), so that
+    :func:`accelgen.toolchain.find` and :func:`accelgen.toolchain.amaranth_build_env`
+    agree; ``None`` changes nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``tools`` is not one of :data:`TOOL_SETS` or ``None``.
+    """
+    if tools is None:
+        yield
+        return
+    if tools not in TOOL_SETS:
+        raise ValueError(f"Tool set must be one of {', '.join(map(repr, TOOL_SETS))} or None, "
+                         f"not {tools!r}")
+    prefix = "yowasp-" if tools == "yowasp" else ""
+    variables = [_OVERRIDE[n] for n in names]
+    saved = {var: os.environ.get(var) for var in variables}
     try:
-        for name in names:
-            os.environ[_OVERRIDE[name]] = command_of(name)
+        for name, var in zip(names, variables):
+            os.environ[var] = prefix + name
         yield
     finally:
         for var, value in saved.items():
@@ -83,9 +104,8 @@ def select_tools(names, tools: str | None = None) -> dict[str, toolchain.Tool]:
     names : iterable of str
         Tool names known to :func:`accelgen.toolchain.find`, e.g. ``"yosys"``.
     tools : str or None
-        ``"yowasp"`` or ``"system"`` to force a source (through toolchain's
-        ``ACCELGEN_<TOOL>`` override, for this lookup only); ``None`` for the
-        default order.
+        ``"yowasp"`` or ``"system"`` to force a source (see :func:`forced_tools`);
+        ``None`` for the default order.
 
     Returns
     -------
@@ -100,16 +120,13 @@ def select_tools(names, tools: str | None = None) -> dict[str, toolchain.Tool]:
         to get it.
     """
     names = list(names)
-    if tools is not None and tools not in TOOL_SETS:
-        raise ValueError(f"Tool set must be one of {', '.join(map(repr, TOOL_SETS))} or None, "
-                         f"not {tools!r}")
-    if tools is None:
+    with forced_tools(names, tools):
         found = {n: toolchain.find(n) for n in names}
-    else:
-        prefix = "yowasp-" if tools == "yowasp" else ""
-        with _forced(names, lambda n: prefix + n):
-            found = {n: toolchain.find(n) for n in names}
     missing = [t.problem for t in found.values() if not t.found]
+    if missing and tools == "system":
+        missing = [f"{n} not found on PATH (--tools system asks for system tools; by default "
+                   f"accelgen uses the YoWASP builds from PyPI)" for n, t in found.items()
+                   if not t.found]
     if missing:
         raise SynthError("tool-missing", "; ".join(missing))
     return found
@@ -187,9 +204,8 @@ def run_tool(tool: toolchain.Tool | str, args: list[str], *, cwd: Path, log: Pat
             raise
     seconds = time.monotonic() - t0
     if rc != 0:
-        raise SynthError("tool-failed",
-                         f"{stage} failed (exit status {rc}): {first_error(log) or 'no ERROR line'}",
-                         log)
+        why = first_error(log) or "no ERROR line"
+        raise SynthError("tool-failed", f"{stage} failed (exit status {rc}): {why}", log)
     return seconds
 
 

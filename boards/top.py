@@ -99,7 +99,8 @@ def ecp5_pll(f_in: float, f_out: float) -> PLLSetting:
                     best = (err, refdiv, fbdiv, opdiv, out, vco)
                 break       # the smallest valid opdiv for this out is as good as any
     if best is None or best[0] > PLL_TOLERANCE * want:
-        raise ValueError(f"ECP5 PLL cannot make {want:g} MHz from {mhz_in:g} MHz within {100 * PLL_TOLERANCE:g}%")
+        raise ValueError(f"ECP5 PLL cannot make {want:g} MHz from {mhz_in:g} MHz within "
+                         f"{100 * PLL_TOLERANCE:g}%")
     _, refdiv, fbdiv, opdiv, out, vco = best
     params = {"CLKI_DIV": refdiv, "CLKFB_DIV": fbdiv, "CLKOP_DIV": opdiv,
               "CLKOP_CPHASE": opdiv - 1, "CLKOP_FPHASE": 0, "CLKOP_ENABLE": "ENABLED",
@@ -139,7 +140,8 @@ def ice40_pll(f_in: float, f_out: float) -> PLLSetting:
                 if best is None or err < best[0] - 1e-9:
                     best = (err, divr, divf, divq, out, vco, pfd)
     if best is None or best[0] > PLL_TOLERANCE * want:
-        raise ValueError(f"iCE40 PLL cannot make {want:g} MHz from {mhz_in:g} MHz within {100 * PLL_TOLERANCE:g}%")
+        raise ValueError(f"iCE40 PLL cannot make {want:g} MHz from {mhz_in:g} MHz within "
+                         f"{100 * PLL_TOLERANCE:g}%")
     _, divr, divf, divq, out, vco, pfd = best
     filter_range = next(i for i, lim in enumerate((17, 26, 44, 66, 101, 1e9), 1) if pfd < lim)
     params = {"FEEDBACK_PATH": "SIMPLE", "DIVR": divr, "DIVF": divf, "DIVQ": divq,

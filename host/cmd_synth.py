@@ -124,7 +124,7 @@ def summary_markdown(result: dict) -> str:
             lines.append(f"- memory `{mem['name']}`: {mem['depth']} x {mem['width']} bits, "
                          f"{mem['read_ports']}R/{mem['write_ports']}W")
         return "\n".join(lines) + "\n"
-    where = result["device"] if result["flow"] == "ooc" else f"{result['board']} ({result['device']})"
+    where = _where(result)
     lines = [f"## {result['design']} on {where}", "", report.markdown_table([result])]
     dsp = result.get("dsp") or {}
     if dsp.get("cell"):
@@ -158,6 +158,12 @@ def _cell_kinds(cells) -> str:
     return " > ".join(f"{n} {t}" if n > 1 else t for t, n in runs)
 
 
+def _where(result: dict) -> str:
+    if result["flow"] == "ooc":
+        return result["device"]
+    return f"{result['board']} ({result['device']})"
+
+
 def _print_result(console, result: dict) -> None:
     if result.get("flow") == "asic":
         t = result["transistors"]
@@ -169,7 +175,7 @@ def _print_result(console, result: dict) -> None:
         return
     fmax, target = result["fmax_mhz"], result["target_mhz"]
     mark = "[green]met[/]" if result["timing_met"] else "[red]NOT met[/]"
-    where = result["device"] if result["flow"] == "ooc" else f"{result['board']} ({result['device']})"
+    where = _where(result)
     console.print(f"[bold]{result['design']}[/] on {where}: Fmax {fmax} MHz, target "
                   f"{target:g} MHz {mark}{' (cached)' if result.get('cached') else ''}")
     console.print("  " + _fmt_util(result["utilization"]))

@@ -173,7 +173,8 @@ def test_entry_keys_depend_on_every_input():
 def test_harness_registers_every_port():
     top = GemmTop(GemmConfig(rows=2, cols=2, stream_bits=32), own_domain=False)
     h = OutOfContext(top)
-    ins = sum(len(getattr(top, n)) for n, mb in top.signature.members.items() if mb.flow.name == "In")
+    ins = sum(len(getattr(top, name)) for name, member in top.signature.members.items()
+              if member.flow.name == "In")
     assert h.in_bits == ins
     assert h.in_bits + h.out_bits == sum(len(getattr(top, n)) for n in top.signature.members)
     assert h.overhead()["FF"] > h.in_bits + h.out_bits

@@ -1,0 +1,150 @@
+"""The benchmark table: area and post-route Fmax of a fixed set of configs.
+
+``accelgen synth --table`` runs, out of context:
+
+* on the LFE5U-85F-6BG381C (ULX3S 85F part) at a 150 MHz target: 4x4, 8x8 and
+  16x16 arrays of int8 and of int16 (output-stationary, the other fields at
+  their defaults). An array with more multipliers than the part's 156
+  MULT18X18D blocks is rerun with multipliers built from LUTs, and the row says so;
+* on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
+  until one does not fit, reporting the largest that does. These use the small
+  memories the part can hold (:func:`ice40_config`).
+
+Runs go one at a time (each place-and-route keeps a core busy for minutes) and
+come from the cache when nothing changed. The results are written as
+``table.json`` (every result) and ``table.md`` (the tables, DSP blocks per PE, run
+times, tool versions).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .flow import run_ooc
+from .report import markdown_table
+from .runner import SynthError
+
+__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "ice40_config", "run_table",
+           "render_markdown"]
+
+ECP5_PART = "LFE5U-85F-6BG381C"
+ECP5_TARGET_MHZ = 150.0
+ICE40_PART = "iCE40UP5K-SG48"
+ICE40_TARGET_MHZ = 30.0
+ICE40_MAX_SIDE = 8
+
+
+def ecp5_configs(quick: bool = False):
+    from accelgen.hdl import GemmConfig
+    sides = (4,) if quick else (4, 8, 16)
+    dtypes = ("int8",) if quick else ("int8", "int16")
+    return [GemmConfig(rows=n, cols=n, a_dtype=dt, b_dtype=dt) for dt in dtypes for n in sides]
+
+
+def ice40_config(side: int):
+    """An int8 ``side`` x ``side`` array sized for the iCE40UP5K.
+
+    1 KiB operand scratchpads, 2 KiB of accumulators, a 32-bit stream and no
+    requantizer (its per-lane multipliers would compete with the array for the
+    eight SB_MAC16 blocks): the array itself is what grows.
+    """
+    from accelgen.hdl import GemmConfig
+    return GemmConfig(rows=side, cols=side, stream_bits=32, a_spad_kib=1, b_spad_kib=1,
+                      acc_kib=2, requant=False)
+
+
+def _dsp_shortfall(error: SynthError) -> bool:
+    text = str(error)
+    return error.kind == "does-not-fit" and ("MULT18X18D" in text or "SB_MAC16" in text) \
+        and not any(r in text.split("needs", 1)[-1] for r in ("LUT4", "FF ", "EBR"))
+
+
+def _run(config, part, target, tools, progress, use_cache, log) -> dict:
+    """One row: DSP multipliers first, LUT multipliers if the DSPs run out."""
+    t0 = time.monotonic()
+    for dsp in (True, False):
+        try:
+            result = run_ooc(config, part, target_mhz=target, tools=tools, dsp=dsp,
+                             progress=progress, use_cache=use_cache)
+            log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz"
+                f"{' (LUT multipliers)' if not dsp else ''}"
+                f"{' (cached)' if result.get('cached') else ''}")
+            return result
+        except SynthError as error:
+            if dsp and _dsp_shortfall(error):
+                log(f"{config.describe()} on {part}: too few DSP blocks, retrying with LUT "
+                    f"multipliers")
+                continue
+            log(f"{config.describe()} on {part}: {error.kind}: {error}")
+            return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
+                    "config_hash": config.config_hash, "device": part, "target_mhz": target,
+                    "fmax_mhz": None, "status": error.kind, "error": str(error),
+                    "multipliers": "DSP" if dsp else "LUT", "utilization": {},
+                    "seconds": {"total": round(time.monotonic() - t0, 1)}}
+    raise AssertionError("unreachable")
+
+
+def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=True,
+              log=print) -> dict:
+    """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
+
+    Returns
+    -------
+    dict
+        ``{"ecp5": [results], "ice40": [results], "ice40_largest": side or None,
+        "json": path, "markdown": path}``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log)
+            for cfg in ecp5_configs(quick)]
+    ice40, largest = [], None
+    for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
+        r = _run(ice40_config(side), ICE40_PART, ICE40_TARGET_MHZ, tools, progress, use_cache,
+                 log)
+        ice40.append(r)
+        if r.get("fmax_mhz") is None:
+            break
+        largest = side
+    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest}
+    json_path, md_path = out / "table.json", out / "table.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(render_markdown(data))
+    return {**data, "json": str(json_path), "markdown": str(md_path)}
+
+
+def _seconds(r) -> str:
+    s = r.get("seconds") or {}
+    total = sum(v for v in s.values() if isinstance(v, (int, float)))
+    return f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
+
+
+def _rows(results):
+    rows = []
+    for r in results:
+        rows.append({**r, "design": r["design"] + (" (LUT mult.)" if r.get("multipliers") == "LUT"
+                                                   else "")})
+    return rows
+
+
+def render_markdown(data: dict) -> str:
+    """The table document: ECP5 rows, iCE40 rows, DSP use and run times."""
+    lines = [f"### ECP5: {ECP5_PART}, out of context, {ECP5_TARGET_MHZ:g} MHz target", "",
+             markdown_table(_rows(data["ecp5"]))]
+    extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time |", "|---|---|---|---|"]
+    for r in data["ecp5"] + data["ice40"]:
+        dsp = r.get("dsp") or {}
+        extra.append(f"| {r['design']} on {r['device']} | {dsp.get('total', '-')} | "
+                     f"{dsp.get('per_pe', '-')} | {_seconds(r)} |")
+    largest = data.get("ice40_largest")
+    lines += [f"### iCE40: {ICE40_PART}, out of context, {ICE40_TARGET_MHZ:g} MHz target", "",
+              "Square int8 arrays (1 KiB scratchpads, 2 KiB accumulators, 32-bit stream, no "
+              "requantizer), growing until one does not fit; largest that fits: "
+              f"**{f'{largest}x{largest}' if largest else 'none'}**.", "",
+              markdown_table(_rows(data["ice40"])), "", *extra, ""]
+    tools = next((r.get("tools") for r in data["ecp5"] + data["ice40"] if r.get("tools")), None)
+    if tools:
+        lines.append("Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".")
+    return "\n".join(lines) + "\n"
