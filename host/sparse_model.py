@@ -59,7 +59,8 @@ def _pow2_at_least(n: int) -> int:
 
 def queue_capacity(cfg: SparseConfig) -> int:
     """Rows the compaction queue holds (see :class:`accelgen.hdl.rowqueue.CompactionQueue`)."""
-    return _pow2_at_least(max(cfg.lanes, cfg.rows_per_beat)) * 2
+    from accelgen.hdl.sparse import QUEUE_DEPTH
+    return _pow2_at_least(max(cfg.lanes, cfg.rows_per_beat)) * QUEUE_DEPTH
 
 
 def pipeline_depth(cfg: SparseConfig) -> int:
@@ -67,25 +68,24 @@ def pipeline_depth(cfg: SparseConfig) -> int:
     return PRE_REDUCE + (cfg.lanes - 1).bit_length() + 1
 
 
-def beat_rounds(cfg: SparseConfig, cols: np.ndarray, req: np.ndarray) -> np.ndarray:
-    """Arbitration rounds each entry beat spends in the gather stage.
+def beat_rounds(cols: np.ndarray, req: np.ndarray, banks: int, words: int) -> np.ndarray:
+    """Arbitration rounds each entry beat spends in a banked buffer's gather stage.
 
     ``cols`` and ``req`` are (beats, L): column indices and whether the lane needs a
-    row of X. Replicated buffers take one round per beat.
+    row of X; ``banks`` banks interleaved by column, ``words`` rows of X per buffer
+    word. Each round every bank serves the row asked for by its lowest waiting lane
+    to all lanes asking for that row. A beat with no request takes one round.
     """
-    nbeats = cols.shape[0]
-    if cfg.x_buffer == "replicated" or nbeats == 0:
-        return np.ones(nbeats, dtype=np.int64)
-    B, wx = cfg.x_banks, cfg.x_rows_per_beat
-    bank = cols % B
-    addr = cols // wx
+    nbeats, L = cols.shape
+    bank = cols % banks
+    addr = cols // words
     pending = req.astype(bool).copy()
     rounds = np.zeros(nbeats, dtype=np.int64)
     rows = np.arange(nbeats)
     while pending.any():
         rounds += pending.any(axis=1)
-        winner = np.full((nbeats, B), -1, dtype=np.int64)
-        for l in range(cfg.lanes - 1, -1, -1):      # lowest lane written last: it wins
+        winner = np.full((nbeats, banks), -1, dtype=np.int64)
+        for l in range(L - 1, -1, -1):      # lowest lane written last: it wins
             p = pending[:, l]
             winner[rows[p], bank[p, l]] = addr[p, l]
         granted = pending & (addr == winner[rows[:, None], bank])
@@ -130,7 +130,8 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
             raise ValueError("predict_sparse_job needs entry_cols for a banked dense buffer")
         padded_cols = np.zeros(nbeats * L, dtype=np.int64)
         padded_cols[:E] = entry_cols
-        rounds = beat_rounds(cfg, padded_cols.reshape(nbeats, L), padded_req.reshape(nbeats, L))
+        rounds = beat_rounds(padded_cols.reshape(nbeats, L), padded_req.reshape(nbeats, L),
+                             cfg.x_banks, cfg.x_rows_per_beat)
     else:
         rounds = np.ones(nbeats, dtype=np.int64)
 
