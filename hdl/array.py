@@ -24,7 +24,8 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from .pe import OSProcessingElement, WSProcessingElement, OSControl, WSControl
+from .pe import (OSProcessingElement, WSProcessingElement, OSControl, WSControl,
+                 os_operand_shapes)
 
 __all__ = ["SystolicArray"]
 
@@ -70,7 +71,7 @@ class SystolicArray(wiring.Component):
         OS: row within the fold's tile; WS: zero.
     """
 
-    def __init__(self, *, rows, cols, a_shape, b_shape, acc_bits, dataflow, tag_shape):
+    def __init__(self, *, rows, cols, a_shape, b_shape, acc_bits, dataflow, tag_shape, group=1):
         if dataflow not in ("os", "ws"):
             raise ValueError(f"Dataflow must be 'os' or 'ws', not {dataflow!r}")
         for name, v in (("rows", rows), ("cols", cols)):
@@ -82,10 +83,15 @@ class SystolicArray(wiring.Component):
         self._dataflow = dataflow
         self._tag_shape = tag_shape
         self._row_bits = max(1, bits_for(rows - 1))
+        if group != 1 and dataflow != "os":
+            raise ValueError(f"N:M sparsity (group {group}) needs the 'os' dataflow, "
+                             f"not {dataflow!r}")
+        self._group = group
         ctl = OSControl if dataflow == "os" else WSControl
+        a_el, b_el = os_operand_shapes(self._a_shape, self._b_shape, group)
         super().__init__({
-            "a": In(data.StructLayout({"data": data.ArrayLayout(self._a_shape, rows), "ctl": ctl})),
-            "b": In(data.StructLayout({"data": data.ArrayLayout(self._b_shape, cols),
+            "a": In(data.StructLayout({"data": data.ArrayLayout(a_el, rows), "ctl": ctl})),
+            "b": In(data.StructLayout({"data": data.ArrayLayout(b_el, cols),
                                        "load": 1, "row": unsigned(self._row_bits)})),
             "tag": In(tag_shape),
             "o_valid": Out(1),
@@ -127,7 +133,7 @@ class SystolicArray(wiring.Component):
 
     def _elaborate_os(self, m, a_skew, ctl_skew, b_skew):
         R, C = self._rows, self._cols
-        pe = [[OSProcessingElement(self._a_shape, self._b_shape, self._acc_bits)
+        pe = [[OSProcessingElement(self._a_shape, self._b_shape, self._acc_bits, self._group)
                for c in range(C)] for r in range(R)]
         for r in range(R):
             for c in range(C):

@@ -114,6 +114,12 @@ class GemmConfig(ConfigBase):
     requant : bool
         Build the requantization unit (int32 -> int8, per-tensor multiplier and
         shift, round to nearest, saturate, optional ReLU).
+    sparsity : str
+        ``"dense"``, or ``"N:M"`` structured sparsity of B along K (``"2:4"``,
+        ``"1:4"``, ``"1:2"``, ``"2:8"``, ...; M in 2, 4, 8 and 1 <= N < M): in every
+        group of M consecutive k, each column of B holds at most N nonzeros. B is
+        stored compressed (the N kept values with their positions in the group) and
+        the array skips the pruned MACs. Output-stationary only.
 
     Raises
     ------
@@ -135,6 +141,7 @@ class GemmConfig(ConfigBase):
     acc_kib: int = 64
     double_buffer: bool = True
     requant: bool = True
+    sparsity: str = "dense"
 
     DATAFLOWS: ClassVar[tuple] = ("os", "ws")
 
@@ -161,6 +168,20 @@ class GemmConfig(ConfigBase):
         _check_int(o, "acc_kib", self.acc_kib, 1, 4096)
         _check_bool(o, "double_buffer", self.double_buffer)
         _check_bool(o, "requant", self.requant)
+        if not isinstance(self.sparsity, str):
+            raise TypeError(f"{o}.sparsity must be a string, 'dense' or 'N:M', "
+                            f"not {self.sparsity!r}")
+        if self.sparsity != "dense":
+            nm = self.sparsity.split(":")
+            ok = (len(nm) == 2 and all(p.isdigit() for p in nm)
+                  and int(nm[1]) in (2, 4, 8) and 1 <= int(nm[0]) < int(nm[1]))
+            if not ok:
+                raise ValueError(f"{o}.sparsity must be 'dense' or 'N:M' with M in 2, 4, 8 "
+                                 f"and 1 <= N < M (e.g. '2:4'), not {self.sparsity!r}")
+            if self.dataflow != "os":
+                raise ValueError(f"{o}.sparsity {self.sparsity!r} needs dataflow 'os' (N:M "
+                                 f"sparsity is built into the output-stationary array), "
+                                 f"not {self.dataflow!r}")
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -173,15 +194,36 @@ class GemmConfig(ConfigBase):
         return dtype(self.b_dtype)
 
     @property
+    def nm(self) -> tuple:
+        """``(N, M)`` of the structured sparsity; ``(1, 1)`` when dense."""
+        if self.sparsity == "dense":
+            return (1, 1)
+        n, m = self.sparsity.split(":")
+        return int(n), int(m)
+
+    @property
+    def idx_bits(self) -> int:
+        """Bits of a kept value's position in its group (0 when dense)."""
+        return (self.nm[1] - 1).bit_length()
+
+    @property
     def a_word_bits(self) -> int:
         """One A scratchpad word: ``rows`` A elements (a column slice of an A tile in OS,
-        a row slice of one K block in WS)."""
-        return self.rows * self.a.bits
+        a row slice of one K block in WS); with N:M sparsity ``rows`` groups of M
+        consecutive-k elements."""
+        return self.rows * self.a.bits * self.nm[1]
+
+    @property
+    def b_element_bits(self) -> int:
+        """One stored B element: the value, and with N:M sparsity its group position
+        in the bits above it."""
+        return self.b.bits + self.idx_bits
 
     @property
     def b_word_bits(self) -> int:
-        """One B scratchpad word: ``cols`` B elements (one row of a B tile)."""
-        return self.cols * self.b.bits
+        """One B scratchpad word: ``cols`` B elements (one row of a B tile; with N:M
+        sparsity one kept slot of each column)."""
+        return self.cols * self.b_element_bits
 
     @property
     def acc_word_bits(self) -> int:
@@ -210,7 +252,8 @@ class GemmConfig(ConfigBase):
         return self.rows * self.cols
 
     def describe(self) -> str:
-        return (f"{self.rows}x{self.cols} {self.dataflow.upper()} "
+        sp = "" if self.sparsity == "dense" else f" {self.sparsity} sparse"
+        return (f"{self.rows}x{self.cols} {self.dataflow.upper()}{sp} "
                 f"{self.a_dtype}x{self.b_dtype}->int{self.acc_bits}, "
                 f"{self.stream_bits}-bit streams")
 

@@ -27,6 +27,10 @@ Layouts (element order inside words is little-endian; see :mod:`.gearbox`):
   ``(i*nj + j)*R + r``; output rows: for each fold, its rows ``i*R + r < M``.
   Stream order: A words of tile 0, all B words, A words of tiles 1.. (fold (0, 0)
   starts after 2K words; B streams in while the first row of folds runs).
+* OS with N:M sparsity: A word ``i*G + g`` holds ``A[i*R + r, g*M' + e]`` at element
+  ``r*M' + e`` (``G = ceil(K/M')`` groups of M' consecutive k); B word ``j*K' + s``
+  holds, for each column c, the ``s % N'``-th kept value of group ``s // N'`` and
+  its position in the group (``K' = G*N'`` steps per fold).
 * WS: A word ``kt*M + m`` = ``A[m, kt*R:(kt+1)*R]``; B word ``f*R + r`` =
   ``B[kt*R + r, jt*C:(jt+1)*C]`` for fold ``f = jt*nk + kt`` (``kt`` inner);
   accumulator row ``jt*M + m``; output rows in that order.
@@ -142,6 +146,9 @@ class GemmCore(wiring.Component):
 
         # -- job registers and setup ---------------------------------------------------
         M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
+        sp_n, sp_m = cfg.nm
+        groups = Signal(DIM_BITS)        # OS: A words per tile (K, or ceil(K/M) groups)
+        steps = Signal(DIM_BITS + 3)     # OS: array steps per fold (K, or groups * N)
         mode = Signal(4); mult = Signal(16); shift = Signal(6)
         mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
         ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
@@ -157,7 +164,7 @@ class GemmCore(wiring.Component):
             loader.s_valid.eq(self.s_valid), self.s_ready.eq(loader.s_ready),
             loader.n_a.eq(n_a), loader.n_b.eq(n_b),
             # OS: A's first tile, then B, then the other A tiles; WS: all of A, then B
-            loader.n_a1.eq(K if os_ else n_a),
+            loader.n_a1.eq(groups if os_ else n_a),
             a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
             b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
         ]
@@ -165,7 +172,7 @@ class GemmCore(wiring.Component):
         tag_layout = data.StructLayout({"addr": unsigned(c_aw), "acc": 1, "final": 1, "end": 1})
         m.submodules.array = array = SystolicArray(
             rows=R, cols=C, a_shape=a_shape, b_shape=b_shape, acc_bits=cfg.acc_bits,
-            dataflow=cfg.dataflow, tag_shape=tag_layout)
+            dataflow=cfg.dataflow, tag_shape=tag_layout, group=sp_m)
 
         running = Signal()        # sequencer/writer/output may act
         aborting = Signal()
@@ -202,26 +209,32 @@ class GemmCore(wiring.Component):
         if os_:
             S = array.min_fold_cycles
             i_idx = Signal(DIM_BITS); j_idx = Signal(DIM_BITS); kk = Signal(DIM_BITS)
+            gg = Signal(DIM_BITS); ss = Signal(range(max(2, sp_n)))
             a_base = Signal(cnt_bits); b_base = Signal(cnt_bits); c_base = Signal(c_aw + 1)
             gap = Signal(range(S + 1))
             waiting = Signal(); stepping = Signal()
             gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
-            k_cur = Signal(DIM_BITS)
+            k_cur = Signal(DIM_BITS); g_cur = Signal(DIM_BITS); s_cur = Signal.like(ss)
             last_fold = Signal()
+            # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
+            # of M k, all N steps of a group reading the same A word.
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
-                gap_ok.eq(gap + K >= S),
-                data_ok.eq((loader.a_count >= a_base + K) & (loader.b_count >= b_base + K) & gate),
+                gap_ok.eq(gap + steps >= S),
+                data_ok.eq((loader.a_count >= a_base + groups)
+                           & (loader.b_count >= b_base + steps) & gate),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
                 k_cur.eq(Mux(stepping, kk, 0)),
+                g_cur.eq(Mux(stepping, gg, 0)),
+                s_cur.eq(Mux(stepping, ss, 0)),
                 last_fold.eq((i_idx == ni - 1) & (j_idx == nj - 1)),
-                a_rd.addr.eq(a_base + k_cur),
+                a_rd.addr.eq(a_base + g_cur),
                 b_rd.addr.eq(b_base + k_cur),
             ]
             with m.If(issuing):
-                is_last = k_cur == K - 1
+                is_last = k_cur == steps - 1
                 m.d.comb += [
                     any_issue.eq(1),
                     step_ctl.valid.eq(1), step_ctl.first.eq(k_cur == 0), step_ctl.last.eq(is_last),
@@ -229,24 +242,33 @@ class GemmCore(wiring.Component):
                     step_tag.end.eq(last_fold),
                 ]
                 with m.If(is_last):
-                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), c_base.eq(c_base + R)]
+                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), gg.eq(0), ss.eq(0),
+                                 c_base.eq(c_base + R)]
                     with m.If(last_fold):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
                         m.d.sync += waiting.eq(1)
                         with m.If(j_idx == nj - 1):
                             m.d.sync += [j_idx.eq(0), b_base.eq(0), i_idx.eq(i_idx + 1),
-                                         a_base.eq(a_base + K)]
+                                         a_base.eq(a_base + groups)]
                         with m.Else():
-                            m.d.sync += [j_idx.eq(j_idx + 1), b_base.eq(b_base + K)]
+                            m.d.sync += [j_idx.eq(j_idx + 1), b_base.eq(b_base + steps)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1)]
+                    if sp_n == 1:
+                        m.d.sync += gg.eq(g_cur + 1)
+                    else:
+                        with m.If(s_cur == sp_n - 1):
+                            m.d.sync += [ss.eq(0), gg.eq(g_cur + 1)]
+                        with m.Else():
+                            m.d.sync += [ss.eq(s_cur + 1), gg.eq(g_cur)]
             with m.Else():
                 with m.If(gap != S):
                     m.d.sync += gap.eq(gap + 1)
 
             def seq_reset():
-                m.d.sync += [i_idx.eq(0), j_idx.eq(0), kk.eq(0), a_base.eq(0), b_base.eq(0),
+                m.d.sync += [i_idx.eq(0), j_idx.eq(0), kk.eq(0), gg.eq(0), ss.eq(0),
+                             a_base.eq(0), b_base.eq(0),
                              c_base.eq(0), gap.eq(S), waiting.eq(1), stepping.eq(0),
                              seq_done.eq(0)]
             seq_abort_sigs = [waiting, stepping]
@@ -444,20 +466,25 @@ class GemmCore(wiring.Component):
                     ni.eq(_ceil_div_const(M, R, DIM_BITS)),
                     nj.eq(_ceil_div_const(N, C, DIM_BITS)),
                     nk.eq(_ceil_div_const(K, R, DIM_BITS)),
+                    groups.eq(_ceil_div_const(K, sp_m, DIM_BITS)),
                     mn.eq(M * N),
                 ]
                 m.next = "SETUP1"
             with m.State("SETUP1"):
                 if os_:
-                    m.d.sync += [n_a.eq(ni * K), n_b.eq(nj * K), nij.eq(ni * nj)]
+                    m.d.sync += [n_a.eq(ni * groups), nij.eq(ni * nj), steps.eq(groups * sp_n)]
                 else:
                     m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
                                  n_folds.eq(nk * nj)]
-                m.d.sync += [macs_job.eq(mn * K), out_rows.eq(M * nj)]
+                m.d.sync += [out_rows.eq(M * nj)]
+                if os_:
+                    m.d.sync += macs_job.eq(mn * (groups * sp_n))
+                else:
+                    m.d.sync += macs_job.eq(mn * K)
                 m.next = "SETUP2"
             with m.State("SETUP2"):
                 if os_:
-                    m.d.sync += n_c.eq(nij * R)
+                    m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps)]
                 else:
                     m.d.sync += n_b.eq(nij * R)
                 m.next = "CHECK"

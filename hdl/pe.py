@@ -17,7 +17,7 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["OSControl", "WSControl", "OSProcessingElement", "WSProcessingElement",
-           "product_shape"]
+           "product_shape", "os_operand_shapes"]
 
 
 OSControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
@@ -28,6 +28,17 @@ def product_shape(a_shape: Shape, b_shape: Shape) -> Shape:
     a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
     return signed(a_shape.width + b_shape.width + (a_shape.signed != b_shape.signed)) \
         if (a_shape.signed or b_shape.signed) else unsigned(a_shape.width + b_shape.width)
+
+
+def os_operand_shapes(a_shape, b_shape, group: int):
+    """Shapes on the OS array's ``a`` and ``b`` paths: plain elements when dense; with
+    N:M sparsity (``group`` = M) a group of M ``a`` values and a ``b`` value with its
+    position in the group."""
+    if group == 1:
+        return a_shape, b_shape
+    idx_bits = (group - 1).bit_length()
+    return (data.ArrayLayout(a_shape, group),
+            data.StructLayout({"val": b_shape, "idx": unsigned(idx_bits)}))
 
 
 def _check_shapes(a_shape, b_shape, acc_bits):
@@ -43,12 +54,18 @@ class OSProcessingElement(wiring.Component):
     step the final sum is copied to ``result``, where it stays (while the next fold
     accumulates) until the array's drain has read it.
 
+    With N:M sparsity (``group`` = M > 1) ``a`` is a group of M consecutive-k values
+    and ``b`` one kept value with its position ``idx`` in the group: the PE multiplies
+    ``b.val`` by ``a[b.idx]``, so the pruned products are never computed.
+
     Parameters
     ----------
     a_shape, b_shape : Shape
-        Operand shapes.
+        Operand element shapes.
     acc_bits : int
         Accumulator width; sums wrap modulo ``2**acc_bits``.
+    group : int
+        M of N:M sparsity; 1 for dense.
 
     Members
     -------
@@ -63,12 +80,14 @@ class OSProcessingElement(wiring.Component):
 
     LATENCY = 3
 
-    def __init__(self, a_shape, b_shape, acc_bits):
+    def __init__(self, a_shape, b_shape, acc_bits, group=1):
         self._a_shape, self._b_shape = _check_shapes(a_shape, b_shape, acc_bits)
         self._acc_bits = acc_bits
+        self._group = group
+        a_port, b_port = os_operand_shapes(self._a_shape, self._b_shape, group)
         super().__init__({
-            "a_in": In(self._a_shape), "b_in": In(self._b_shape), "ctl_in": In(OSControl),
-            "a_out": Out(self._a_shape), "b_out": Out(self._b_shape), "ctl_out": Out(OSControl),
+            "a_in": In(a_port), "b_in": In(b_port), "ctl_in": In(OSControl),
+            "a_out": Out(a_port), "b_out": Out(b_port), "ctl_out": Out(OSControl),
             "result": Out(signed(acc_bits)),
         })
 
@@ -83,11 +102,15 @@ class OSProcessingElement(wiring.Component):
         ctl_p = Signal(OSControl)
         acc = Signal(signed(self._acc_bits))
 
+        if self._group == 1:
+            a_val, b_val = self.a_out, self.b_out
+        else:
+            a_val, b_val = self.a_out[self.b_out.idx], self.b_out.val
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.b_out.eq(self.b_in),
             self.ctl_out.eq(self.ctl_in),
-            prod.eq(self.a_out * self.b_out),
+            prod.eq(a_val * b_val),
             ctl_p.eq(self.ctl_out),
         ]
         acc_next = Signal(signed(self._acc_bits))

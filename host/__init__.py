@@ -3,6 +3,7 @@
 from .driver import Accelerator, reference_matmul, validate_operands
 from .plan import MatmulPlan, Requant
 from .report import GemmReport
+from .nm import prune_nm
 
-__all__ = ["Accelerator", "MatmulPlan", "Requant", "GemmReport", "reference_matmul",
+__all__ = ["prune_nm", "Accelerator", "MatmulPlan", "Requant", "GemmReport", "reference_matmul",
            "validate_operands"]

@@ -18,6 +18,7 @@ from accelgen.hdl.sparse_regs import sparse_register_map
 from .plan import MatmulPlan, Requant, build_plan, STATUS_ERROR
 from .model import predict, scalesim_cycles, lower_bound_cycles
 from .report import GemmReport
+from .nm import check_nm
 
 __all__ = ["Accelerator", "BACKENDS", "validate_operands", "reference_matmul", "open_device"]
 
@@ -59,6 +60,8 @@ def validate_operands(config: GemmConfig, A, B):
     if A.shape[1] != B.shape[0]:
         raise ValueError(f"Shapes do not match for A @ B: A is {A.shape[0]}x{A.shape[1]}, "
                          f"B is {B.shape[0]}x{B.shape[1]} (A's columns must equal B's rows)")
+    if config.sparsity != "dense":
+        check_nm(B, *config.nm)
     return A, B
 
 

@@ -49,18 +49,31 @@ def _ceil(a, b):
 
 
 def scalesim_cycles(cfg: GemmConfig, m: int, k: int, n: int) -> int:
-    """SCALE-Sim 3.0's stall-free cycle count for C[m x n] = A[m x k] B[k x n]."""
+    """SCALE-Sim 3.0's stall-free cycle count for C[m x n] = A[m x k] B[k x n].
+
+    With N:M sparsity the reduction length is the compressed one, K' = ceil(K/M)*N
+    (the array's steps): the anchor of a stall-free array that skips pruned MACs.
+    """
     R, C = cfg.rows, cfg.cols
+    if cfg.sparsity != "dense":
+        n_sp, m_sp = cfg.nm
+        k = _ceil(k, m_sp) * n_sp
     if cfg.dataflow == "os":
         return _ceil(m, R) * _ceil(n, C) * (k + R + C - 2) - 1
     return _ceil(k, R) * _ceil(n, C) * (m + 2 * R + C - 2) - 1
 
 
 def lower_bound_cycles(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False) -> int:
-    """max(compute, input, output) bound of one call, from useful work and bytes only."""
-    compute = _ceil(m * k * n, cfg.rows * cfg.cols)
+    """max(compute, input, output) bound of one call, from useful work and bytes only.
+
+    With N:M sparsity the work is the kept MACs (K' = ceil(K/M)*N per output) and B's
+    bytes are its kept values with their positions.
+    """
+    n_sp, m_sp = cfg.nm
+    kk = _ceil(k, m_sp) * n_sp if cfg.sparsity != "dense" else k
+    compute = _ceil(m * kk * n, cfg.rows * cfg.cols)
     sbytes = cfg.stream_bits // 8
-    in_bits = m * k * cfg.a.bits + k * n * cfg.b.bits
+    in_bits = m * k * cfg.a.bits + kk * n * cfg.b_element_bits
     out_bits = m * n * (8 if requant else cfg.acc_bits)
     return max(compute, _ceil(_ceil(in_bits, 8), sbytes), _ceil(_ceil(out_bits, 8), sbytes))
 
@@ -115,17 +128,20 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
             no_output: bool = False) -> Prediction:
     """Counters of one job of shape (m, k, n) on ``cfg``."""
     R, C, S = cfg.rows, cfg.cols, cfg.stream_bits
-    macs = m * k * n
     nj = _ceil(n, C)
     t0 = START_TO_BUSY + SETUP_CYCLES            # cycle the loader starts, from busy
     busy0 = START_TO_BUSY
+    sp_n, sp_m = cfg.nm
+    groups = _ceil(k, sp_m)
+    steps = groups * sp_n if cfg.dataflow == "os" else k   # array steps per OS fold
+    macs = m * n * steps
     if cfg.dataflow == "os":
         ni = _ceil(m, R)
-        n_a, n_b = ni * k, nj * k
+        n_a, n_b = ni * groups, nj * steps
     else:
         nk = _ceil(k, R)
         n_a, n_b = nk * m, nk * nj * R
-    n_a1 = k if cfg.dataflow == "os" else n_a
+    n_a1 = groups if cfg.dataflow == "os" else n_a
     st = _Stream(cfg, [("a", n_a1), ("b", n_b), ("a", n_a - n_a1)], t0)
     all_loaded = max(st.a_time(n_a), st.b_time(n_b))
     stall = 0
@@ -139,15 +155,15 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
         folds = ni * nj
         for i in range(ni):
             for j in range(nj):
-                ready = max(st.a_time((i + 1) * k), st.b_time((j + 1) * k))
+                ready = max(st.a_time((i + 1) * groups), st.b_time((j + 1) * steps))
                 if not cfg.double_buffer:
                     ready = max(ready, all_loaded)
-                gap_ok = t if prev_last is None else max(t, prev_last + Sgap - k + 1)
+                gap_ok = t if prev_last is None else max(t, prev_last + Sgap - steps + 1)
                 start = max(gap_ok, ready)
                 stall += max(0, start - gap_ok)
                 if first_issue is None:
                     first_issue = start
-                last = start + k - 1
+                last = start + steps - 1
                 rv = min(R, m - i * R)
                 for r in range(R):
                     rows.append((last + lat + r, r < rv))

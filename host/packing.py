@@ -9,7 +9,7 @@ import numpy as np
 
 from accelgen.hdl.config import GemmConfig
 
-__all__ = ["ceil_div", "operand_words", "pack_segment", "pack_input_frame", "input_beats",
+__all__ = ["ceil_div", "operand_words", "compress_nm", "nm_groups", "job_words", "pack_segment", "pack_input_frame", "input_beats",
            "output_rows", "output_frame_bytes", "unpack_output"]
 
 
@@ -27,6 +27,8 @@ def operand_words(cfg: GemmConfig, A: np.ndarray, B: np.ndarray):
     M, K = A.shape
     N = B.shape[1]
     nj = ceil_div(N, C)
+    if cfg.sparsity != "dense":
+        return _nm_words(cfg, A, B)
     if cfg.dataflow == "os":
         ni = ceil_div(M, R)
         Ap = np.zeros((ni * R, K), dtype=np.int64)
@@ -43,6 +45,47 @@ def operand_words(cfg: GemmConfig, A: np.ndarray, B: np.ndarray):
         Bp[:K, :N] = B
         a_words = Ap.reshape(M, nk, R).transpose(1, 0, 2).reshape(nk * M, R)
         b_words = Bp.reshape(nk, R, nj, C).transpose(2, 0, 1, 3).reshape(nj * nk * R, C)
+    return a_words, b_words
+
+
+def nm_groups(cfg: GemmConfig, k: int) -> int:
+    """Groups of M' consecutive k (N:M sparsity); K itself when dense."""
+    n_sp, m_sp = cfg.nm
+    return ceil_div(k, m_sp)
+
+
+def compress_nm(B: np.ndarray, n: int, m: int):
+    """Per group of ``m`` rows of B and per column: the first ``n`` nonzero positions
+    (ascending, padded with zero-valued positions) and their values.
+
+    Returns ``(vals, idx)``, both ``(G, n, B.shape[1])``.
+    """
+    K, N = B.shape
+    G = ceil_div(K, m)
+    Bp = np.zeros((G * m, N), dtype=np.int64)
+    Bp[:K] = B
+    Bg = Bp.reshape(G, m, N)
+    order = np.argsort(Bg == 0, axis=1, kind="stable")      # nonzeros first, in order
+    idx = order[:, :n, :]
+    vals = np.take_along_axis(Bg, idx, axis=1)
+    return vals, idx
+
+
+def _nm_words(cfg: GemmConfig, A: np.ndarray, B: np.ndarray):
+    R, C = cfg.rows, cfg.cols
+    n_sp, m_sp = cfg.nm
+    M, K = A.shape
+    N = B.shape[1]
+    ni, nj = ceil_div(M, R), ceil_div(N, C)
+    G = ceil_div(K, m_sp)
+    Ap = np.zeros((ni * R, G * m_sp), dtype=np.int64)
+    Ap[:M, :K] = A
+    a_words = Ap.reshape(ni, R, G, m_sp).transpose(0, 2, 1, 3).reshape(ni * G, R * m_sp)
+    Bp = np.zeros((K, nj * C), dtype=np.int64)
+    Bp[:, :N] = B
+    vals, idx = compress_nm(Bp, n_sp, m_sp)                 # (G, n, nj*C)
+    elem = (vals & ((1 << cfg.b.bits) - 1)) | (idx << cfg.b.bits)
+    b_words = elem.reshape(G * n_sp, nj, C).transpose(1, 0, 2).reshape(nj * G * n_sp, C)
     return a_words, b_words
 
 
@@ -84,8 +127,9 @@ def pack_segment(words: np.ndarray, elem_bits: int, stream_bits: int) -> bytes:
 
 
 def first_a_words(cfg: GemmConfig, m: int, k: int, n_a: int) -> int:
-    """Words of the first A segment: OS sends A's first tile (K words) before B."""
-    return k if cfg.dataflow == "os" else n_a
+    """Words of the first A segment: OS sends A's first tile (K words, or its groups
+    with N:M sparsity) before B."""
+    return nm_groups(cfg, k) if cfg.dataflow == "os" else n_a
 
 
 def pack_input_frame(cfg: GemmConfig, A: np.ndarray, B: np.ndarray) -> bytes:
@@ -93,7 +137,8 @@ def pack_input_frame(cfg: GemmConfig, A: np.ndarray, B: np.ndarray) -> bytes:
     a_words, b_words = operand_words(cfg, A, B)
     n1 = first_a_words(cfg, A.shape[0], A.shape[1], len(a_words))
     sb = cfg.stream_bits
-    frame = pack_segment(a_words[:n1], cfg.a.bits, sb) + pack_segment(b_words, cfg.b.bits, sb)
+    frame = (pack_segment(a_words[:n1], cfg.a.bits, sb)
+             + pack_segment(b_words, cfg.b_element_bits, sb))
     if n1 < len(a_words):
         frame += pack_segment(a_words[n1:], cfg.a.bits, sb)
     return frame
@@ -102,14 +147,21 @@ def pack_input_frame(cfg: GemmConfig, A: np.ndarray, B: np.ndarray) -> bytes:
 def input_beats(cfg: GemmConfig, m: int, k: int, n: int) -> int:
     from accelgen.hdl.gearbox import beats_for
     R, C = cfg.rows, cfg.cols
-    if cfg.dataflow == "os":
-        na, nb = ceil_div(m, R) * k, ceil_div(n, C) * k
-    else:
-        na, nb = ceil_div(k, R) * m, ceil_div(k, R) * ceil_div(n, C) * R
+    na, nb = job_words(cfg, m, k, n)
     n1 = first_a_words(cfg, m, k, na)
     return (beats_for(n1, cfg.a_word_bits, cfg.stream_bits)
             + beats_for(nb, cfg.b_word_bits, cfg.stream_bits)
             + (beats_for(na - n1, cfg.a_word_bits, cfg.stream_bits) if na > n1 else 0))
+
+
+def job_words(cfg: GemmConfig, m: int, k: int, n: int):
+    """(A words, B words) of one job in the scratchpads."""
+    R, C = cfg.rows, cfg.cols
+    if cfg.dataflow == "os":
+        n_sp, _ = cfg.nm
+        g = nm_groups(cfg, k)
+        return ceil_div(m, R) * g, ceil_div(n, C) * g * n_sp
+    return ceil_div(k, R) * m, ceil_div(k, R) * ceil_div(n, C) * R
 
 
 def output_rows(cfg: GemmConfig, m: int, n: int) -> int:

@@ -9,6 +9,7 @@ replay ``plan.ops``; ``plan.assemble(results)`` turns the results of its reads
 and receives back into C.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,8 @@ import numpy as np
 from accelgen.hdl.config import GemmConfig
 from accelgen.hdl.regs import gemm_register_map
 
-from .packing import ceil_div, pack_input_frame, output_frame_bytes, unpack_output, input_beats
+from .packing import (ceil_div, pack_input_frame, output_frame_bytes, unpack_output,
+                      input_beats, job_words)
 
 __all__ = ["Requant", "Job", "MatmulPlan", "choose_tiling", "job_fits", "build_plan",
            "STATUS_DONE", "STATUS_BUSY"]
@@ -120,11 +122,11 @@ def job_fits(cfg: GemmConfig, m: int, k: int, n: int) -> bool:
     R, C = cfg.rows, cfg.cols
     if not (1 <= m <= MAX_DIM and 1 <= k <= MAX_DIM and 1 <= n <= MAX_DIM):
         return False
+    a, b = job_words(cfg, m, k, n)
     if cfg.dataflow == "os":
-        a, b, c = ceil_div(m, R) * k, ceil_div(n, C) * k, ceil_div(m, R) * ceil_div(n, C) * R
+        c = ceil_div(m, R) * ceil_div(n, C) * R
     else:
-        nk = ceil_div(k, R)
-        a, b, c = nk * m, nk * ceil_div(n, C) * R, ceil_div(n, C) * m
+        c = ceil_div(n, C) * m
     return a <= cfg.a_depth and b <= cfg.b_depth and c <= cfg.acc_depth
 
 
@@ -155,12 +157,14 @@ def choose_tiling(cfg: GemmConfig, M: int, K: int, N: int):
     """
     from .model import predict
     R, C = cfg.rows, cfg.cols
+    # K chunks: multiples of R (WS folds) and of the sparsity group M
+    kstep = math.lcm(R, cfg.nm[1])
     best = None
     seen = set()
     for parts in range(1, 65):
         kt = ceil_div(K, parts)
         if parts > 1:
-            kt = ceil_div(kt, R) * R
+            kt = ceil_div(kt, kstep) * kstep
         kt = min(kt, MAX_DIM)
         if kt in seen or kt < 1:
             continue
