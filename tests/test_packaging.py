@@ -54,9 +54,11 @@ def test_every_python_folder_is_a_listed_package() -> None:
         assert path.is_dir(), f"{package} maps to {path}, which does not exist"
     top = {ROOT / "accelgen", ROOT / "hdl", ROOT / "sim", ROOT / "host", ROOT / "boards"}
     for folder in top:
-        for init in folder.rglob("__init__.py"):
-            assert init.parent.resolve() in listed, (
-                f"{init.parent.relative_to(ROOT)} has an __init__.py but is not in "
+        for module in folder.rglob("*.py"):
+            if "__pycache__" in module.parts:
+                continue
+            assert module.parent.resolve() in listed, (
+                f"{module.parent.relative_to(ROOT)} holds Python modules but is not in "
                 f"[tool.setuptools] packages of pyproject.toml, so the wheel would lack it")
 
 
