@@ -60,6 +60,10 @@ ERR = {e.name: e.code for e in GEMM_ERRORS}
 DIM_BITS = 16
 OUT_FIFO_DEPTH = 8
 WS_MIN_FOLD = 3     # writer read-modify-write distance for the same accumulator row
+# OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
+# the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
+# stream in; two rows per block use each B tile twice while the first tiles arrive.
+BLOCK_ROWS = (1, 2)
 
 
 def _ceil_div_const(x, d: int, width: int):
@@ -147,6 +151,7 @@ class GemmCore(wiring.Component):
         # -- job registers and setup ---------------------------------------------------
         M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
         sp_n, sp_m = cfg.nm
+        P_os = BLOCK_ROWS[sp_n != sp_m]
         groups = Signal(DIM_BITS)        # OS: A words per tile (K, or ceil(K/M) groups)
         steps = Signal(DIM_BITS + 3)     # OS: array steps per fold (K, or groups * N)
         mode = Signal(4); mult = Signal(16); shift = Signal(6)
@@ -164,7 +169,7 @@ class GemmCore(wiring.Component):
             loader.s_valid.eq(self.s_valid), self.s_ready.eq(loader.s_ready),
             loader.n_a.eq(n_a), loader.n_b.eq(n_b),
             # OS: A's first tile, then B, then the other A tiles; WS: all of A, then B
-            loader.n_a1.eq(groups if os_ else n_a),
+            loader.n_a1.eq(Mux(ni < P_os, ni, P_os) * groups if os_ else n_a),
             a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
             b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
         ]
@@ -208,7 +213,10 @@ class GemmCore(wiring.Component):
 
         if os_:
             S = array.min_fold_cycles
+            P = BLOCK_ROWS[sp_n != sp_m]
             i_idx = Signal(DIM_BITS); j_idx = Signal(DIM_BITS); kk = Signal(DIM_BITS)
+            ib = Signal(DIM_BITS); tt = Signal(range(max(2, P))); a_blk = Signal(cnt_bits)
+            t_last = Signal()
             gg = Signal(DIM_BITS); ss = Signal(range(max(2, sp_n)))
             a_base = Signal(cnt_bits); b_base = Signal(cnt_bits); c_base = Signal(c_aw + 1)
             gap = Signal(range(S + 1))
@@ -230,6 +238,8 @@ class GemmCore(wiring.Component):
                 g_cur.eq(Mux(stepping, gg, 0)),
                 s_cur.eq(Mux(stepping, ss, 0)),
                 last_fold.eq((i_idx == ni - 1) & (j_idx == nj - 1)),
+                t_last.eq((tt == P - 1) | (i_idx == ni - 1)),
+                i_idx.eq(ib + tt),
                 a_rd.addr.eq(a_base + g_cur),
                 b_rd.addr.eq(b_base + k_cur),
             ]
@@ -248,11 +258,16 @@ class GemmCore(wiring.Component):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
                         m.d.sync += waiting.eq(1)
-                        with m.If(j_idx == nj - 1):
-                            m.d.sync += [j_idx.eq(0), b_base.eq(0), i_idx.eq(i_idx + 1),
-                                         a_base.eq(a_base + groups)]
+                        # fold order: blocks of P tile rows; within a block j, then row
+                        with m.If(~t_last):
+                            m.d.sync += [tt.eq(tt + 1), a_base.eq(a_base + groups)]
+                        with m.Elif(j_idx == nj - 1):
+                            m.d.sync += [tt.eq(0), j_idx.eq(0), b_base.eq(0), ib.eq(ib + P),
+                                         a_blk.eq(a_blk + groups * P),
+                                         a_base.eq(a_blk + groups * P)]
                         with m.Else():
-                            m.d.sync += [j_idx.eq(j_idx + 1), b_base.eq(b_base + steps)]
+                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
+                                         b_base.eq(b_base + steps), a_base.eq(a_blk)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1)]
                     if sp_n == 1:
@@ -267,8 +282,8 @@ class GemmCore(wiring.Component):
                     m.d.sync += gap.eq(gap + 1)
 
             def seq_reset():
-                m.d.sync += [i_idx.eq(0), j_idx.eq(0), kk.eq(0), gg.eq(0), ss.eq(0),
-                             a_base.eq(0), b_base.eq(0),
+                m.d.sync += [ib.eq(0), tt.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
+                             gg.eq(0), ss.eq(0), a_base.eq(0), b_base.eq(0),
                              c_base.eq(0), gap.eq(S), waiting.eq(1), stepping.eq(0),
                              seq_done.eq(0)]
             seq_abort_sigs = [waiting, stepping]
@@ -373,6 +388,8 @@ class GemmCore(wiring.Component):
         out_active = Signal(); out_started = Signal(); flushing = Signal()
         out_addr = Signal(c_aw + 1); out_r = Signal(range(max(2, R))); out_j = Signal(DIM_BITS)
         out_ibase = Signal(DIM_BITS + 8); out_sent = Signal(32)
+        out_i = Signal(DIM_BITS); out_ib = Signal(DIM_BITS); out_t = Signal(range(max(2, P_os)))
+        out_blk = Signal(DIM_BITS + 8)      # out_ib * R
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
@@ -388,11 +405,18 @@ class GemmCore(wiring.Component):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
                 with m.If(out_r == R - 1):
+                    # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
-                    with m.If(out_j == nj - 1):
-                        m.d.sync += [out_j.eq(0), out_ibase.eq(out_ibase + R)]
+                    with m.If((out_t != P_os - 1) & (out_i != ni - 1)):
+                        m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
+                                     out_ibase.eq(out_ibase + R)]
+                    with m.Elif(out_j == nj - 1):
+                        m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
+                                     out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
+                                     out_ibase.eq(out_blk + P_os * R)]
                     with m.Else():
-                        m.d.sync += out_j.eq(out_j + 1)
+                        m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
+                                     out_ibase.eq(out_blk)]
                 with m.Else():
                     m.d.sync += out_r.eq(out_r + 1)
         with m.If(out_issue):
@@ -507,7 +531,8 @@ class GemmCore(wiring.Component):
                 with m.Else():
                     m.d.comb += loader.start.eq(1)
                     m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
-                                 out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0)]
+                                 out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
+                                 out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0)]
                     seq_reset()
                     m.next = "RUN"
             with m.State("RUN"):

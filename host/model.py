@@ -141,7 +141,8 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     else:
         nk = _ceil(k, R)
         n_a, n_b = nk * m, nk * nj * R
-    n_a1 = groups if cfg.dataflow == "os" else n_a
+    from .packing import first_a_words
+    n_a1 = first_a_words(cfg, m, k, n_a)
     st = _Stream(cfg, [("a", n_a1), ("b", n_b), ("a", n_a - n_a1)], t0)
     all_loaded = max(st.a_time(n_a), st.b_time(n_b))
     stall = 0
@@ -153,8 +154,9 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
         prev_last = None
         first_issue = None
         folds = ni * nj
-        for i in range(ni):
-            for j in range(nj):
+        from .packing import os_fold_order
+        for i, j in os_fold_order(cfg, ni, nj):
+            if True:
                 ready = max(st.a_time((i + 1) * groups), st.b_time((j + 1) * steps))
                 if not cfg.double_buffer:
                     ready = max(ready, all_loaded)

@@ -126,10 +126,27 @@ def pack_segment(words: np.ndarray, elem_bits: int, stream_bits: int) -> bytes:
     return np.packbits(beats.reshape(-1), bitorder="little").tobytes()
 
 
+def block_rows(cfg: GemmConfig) -> int:
+    """OS fold order: blocks of this many tile rows (see hdl/gemm.py BLOCK_ROWS)."""
+    from accelgen.hdl.gemm import BLOCK_ROWS
+    return BLOCK_ROWS[cfg.sparsity != "dense"]
+
+
+def os_fold_order(cfg: GemmConfig, ni: int, nj: int):
+    """(i, j) of the OS folds in the order the hardware runs them."""
+    P = block_rows(cfg)
+    for ib in range(0, ni, P):
+        for j in range(nj):
+            for i in range(ib, min(ib + P, ni)):
+                yield i, j
+
+
 def first_a_words(cfg: GemmConfig, m: int, k: int, n_a: int) -> int:
-    """Words of the first A segment: OS sends A's first tile (K words, or its groups
-    with N:M sparsity) before B."""
-    return nm_groups(cfg, k) if cfg.dataflow == "os" else n_a
+    """Words of the first A segment: OS sends A's first block of tiles (K words, or
+    their groups with N:M sparsity, per tile) before B."""
+    if cfg.dataflow != "os":
+        return n_a
+    return min(block_rows(cfg), ceil_div(m, cfg.rows)) * nm_groups(cfg, k)
 
 
 def pack_input_frame(cfg: GemmConfig, A: np.ndarray, B: np.ndarray) -> bytes:
@@ -217,13 +234,13 @@ def unpack_output(cfg: GemmConfig, frame: bytes, m: int, n: int, requant: bool) 
     out = np.zeros((m, nj * C), dtype=np.int64)
     if cfg.dataflow == "os":
         ni = ceil_div(m, R)
-        # rows come per fold (i, j) with only the rows i*R + r < m
+        # rows come per fold (i, j), in the hardware's fold order, with only the rows
+        # i*R + r < m
         idx = 0
-        for i in range(ni):
+        for i, j in os_fold_order(cfg, ni, nj):
             rv = min(R, m - i * R)
-            for j in range(nj):
-                out[i * R:i * R + rv, j * C:(j + 1) * C] = vals[idx:idx + rv]
-                idx += rv
+            out[i * R:i * R + rv, j * C:(j + 1) * C] = vals[idx:idx + rv]
+            idx += rv
     else:
         out[:] = vals.reshape(nj, m, C).transpose(1, 0, 2).reshape(m, nj * C)
     return out[:, :n]
