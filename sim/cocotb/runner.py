@@ -284,7 +284,7 @@ def parse_results(xml: Path, sim: str = "") -> CocotbRun:
             bad = case.find("error")
         if bad is not None:
             failed += 1
-            failures.append((name, bad.get("message") or bad.text or ""))
+            failures.append((name, "\n".join(filter(None, (bad.get("message"), bad.text)))))
         elif case.find("skipped") is not None:
             skipped += 1
     return CocotbRun(sim, tests, failed, skipped, failures, windows, names, Path(xml))

@@ -608,6 +608,7 @@ class ProgramReplayer:
             elif kind == "recv":
                 frame = await tb.sink.recv()
                 data = bytes(frame.tdata)
+                mon.check()                    # a protocol break explains a bad frame best
                 if len(data) != op[1]:
                     raise StreamError(f"Result frame has {len(data)} bytes, expected {op[1]}")
                 results.append(data)
