@@ -58,27 +58,26 @@ __all__ = ["GemmCore", "ERR"]
 ERR = {e.name: e.code for e in GEMM_ERRORS}
 
 DIM_BITS = 16
-OUT_FIFO_DEPTH = 8
-WS_MIN_FOLD = 3     # writer read-modify-write distance for the same accumulator row
+OUT_FIFO_DEPTH = 16
+WS_MIN_FOLD = 4     # writer read-modify-write distance for the same accumulator row
 # OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
 # the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
 # stream in; two rows per block use each B tile twice while the first tiles arrive.
 BLOCK_ROWS = (1, 2)
 
 
-def _ceil_div_const(x, d: int, width: int):
-    """``ceil(x / d)`` for an unsigned ``x`` of ``width`` bits and a constant ``d``,
-    by multiplication with a reciprocal checked exhaustively here."""
+def _div_const(y, d: int, ybits: int):
+    """``floor(y / d)`` for an unsigned ``y`` of ``ybits`` bits and a constant ``d``, by
+    multiplication with a reciprocal (checked exhaustively here) or a shift."""
     if d == 1:
-        return x
+        return y
     if d & (d - 1) == 0:
-        return (x + d - 1) >> (d.bit_length() - 1)
-    ybits = width + 1
+        return y >> (d.bit_length() - 1)
     s = ybits + ceil_log2(d)
     c = -(-(1 << s) // d)
-    for y in range(1 << ybits):
-        assert (y * c) >> s == y // d, (d, y)
-    return ((x + d - 1) * c) >> s
+    for v in range(1 << ybits):
+        assert (v * c) >> s == v // d, (d, v)
+    return (y * c) >> s
 
 
 class GemmCore(wiring.Component):
@@ -153,13 +152,21 @@ class GemmCore(wiring.Component):
         sp_n, sp_m = cfg.nm
         P_os = BLOCK_ROWS[sp_n != sp_m]
         groups = Signal(DIM_BITS)        # OS: A words per tile (K, or ceil(K/M) groups)
-        steps = Signal(DIM_BITS + 3)     # OS: array steps per fold (K, or groups * N)
+        steps = Signal(DIM_BITS)         # OS: array steps per fold (K, or groups * N)
         mode = Signal(4); mult = Signal(16); shift = Signal(6)
         mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
         ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
         n_a = Signal(cnt_bits); n_b = Signal(cnt_bits); n_c = Signal(cnt_bits)
         mn = Signal(32); macs_job = Signal(48); nij = Signal(32); out_rows = Signal(32)
-        n_folds = Signal(32)
+        n_folds = Signal(32); n_a1 = Signal(cnt_bits)
+        # setup pipeline: the adds of the ceil divisions, then the divisions, then products
+        y_m = Signal(DIM_BITS + 1); y_n = Signal(DIM_BITS + 1); y_kr = Signal(DIM_BITS + 1)
+        y_kg = Signal(DIM_BITS + 1)
+        macs_lo = Signal(40); macs_hi = Signal(40); kred = Signal(DIM_BITS)
+        # values the sequencer and output engine compare against, registered per job
+        ni_m1 = Signal(DIM_BITS); nj_m1 = Signal(DIM_BITS); nk_m1 = Signal(DIM_BITS)
+        steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(32)
+        n_folds_m1 = Signal(32); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
 
         m.submodules.loader = loader = Loader(
             stream_bits=cfg.stream_bits, a_word_bits=cfg.a_word_bits, b_word_bits=cfg.b_word_bits,
@@ -169,7 +176,7 @@ class GemmCore(wiring.Component):
             loader.s_valid.eq(self.s_valid), self.s_ready.eq(loader.s_ready),
             loader.n_a.eq(n_a), loader.n_b.eq(n_b),
             # OS: A's first tile, then B, then the other A tiles; WS: all of A, then B
-            loader.n_a1.eq(Mux(ni < P_os, ni, P_os) * groups if os_ else n_a),
+            loader.n_a1.eq(n_a1),
             a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
             b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
         ]
@@ -200,113 +207,133 @@ class GemmCore(wiring.Component):
         step_load = Signal()
         step_row = Signal(array.b.row.shape())
         any_issue = Signal()
-        # Operands come from the scratchpads one cycle after the address; control and tag
-        # are registered to line up with them.
-        m.d.sync += [array.a.ctl.eq(step_ctl), array.tag.eq(step_tag),
-                     array.b.load.eq(step_load), array.b.row.eq(step_row)]
-        m.d.comb += [
-            array.a.data.as_value().eq(a_rd.data),
-            array.b.data.as_value().eq(b_rd.data),
-        ]
+        # Operands leave the scratchpads one cycle after the address and are registered
+        # once more (block RAM output register); control and tag are delayed to match.
+        ctl_q = Signal.like(step_ctl); tag_q = Signal.like(step_tag)
+        load_q = Signal(); row_q = Signal.like(step_row)
+        m.d.sync += [ctl_q.eq(step_ctl), tag_q.eq(step_tag), load_q.eq(step_load),
+                     row_q.eq(step_row),
+                     array.a.ctl.eq(ctl_q), array.tag.eq(tag_q), array.b.load.eq(load_q),
+                     array.b.row.eq(row_q),
+                     array.a.data.as_value().eq(a_rd.data),
+                     array.b.data.as_value().eq(b_rd.data)]
 
         gate = loaded_all if not cfg.double_buffer else Const(1)
 
         if os_:
             S = array.min_fold_cycles
-            P = BLOCK_ROWS[sp_n != sp_m]
-            i_idx = Signal(DIM_BITS); j_idx = Signal(DIM_BITS); kk = Signal(DIM_BITS)
-            ib = Signal(DIM_BITS); tt = Signal(range(max(2, P))); a_blk = Signal(cnt_bits)
-            t_last = Signal()
-            gg = Signal(DIM_BITS); ss = Signal(range(max(2, sp_n)))
-            a_base = Signal(cnt_bits); b_base = Signal(cnt_bits); c_base = Signal(c_aw + 1)
-            gap = Signal(range(S + 1))
+            P = P_os
+            # fold position: block of P tile rows starting at ib, row tt in it, column j
+            ib = Signal(DIM_BITS); tt = Signal(range(max(2, P))); j_idx = Signal(DIM_BITS)
+            i_idx = Signal(DIM_BITS)
+            # step position in the fold: step kk, slot ss of the group
+            kk = Signal(DIM_BITS); ss = Signal(range(max(2, sp_n)))
+            # scratchpad bases of the fold (a_blk: of the block), the words it needs, and the
+            # address pointers of the step in progress
+            a_base = Signal(cnt_bits); a_blk = Signal(cnt_bits); b_base = Signal(cnt_bits)
+            a_need = Signal(cnt_bits); b_need = Signal(cnt_bits)
+            a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
+            c_base = Signal(c_aw + 1)
+            gap = Signal(8)
             waiting = Signal(); stepping = Signal()
             gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
-            k_cur = Signal(DIM_BITS); g_cur = Signal(DIM_BITS); s_cur = Signal.like(ss)
-            last_fold = Signal()
+            k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
+            cur_b = Signal(cnt_bits)
+            last_fold = Signal(); t_last = Signal(); is_last = Signal()
             # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
-            # of M k, all N steps of a group reading the same A word.
+            # of M k, the N steps of a group reading the same A word.
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
-                gap_ok.eq(gap + steps >= S),
-                data_ok.eq((loader.a_count >= a_base + groups)
-                           & (loader.b_count >= b_base + steps) & gate),
+                gap_ok.eq(gap >= gap_min),
+                data_ok.eq((loader.a_count >= a_need) & (loader.b_count >= b_need) & gate),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
                 k_cur.eq(Mux(stepping, kk, 0)),
-                g_cur.eq(Mux(stepping, gg, 0)),
                 s_cur.eq(Mux(stepping, ss, 0)),
-                last_fold.eq((i_idx == ni - 1) & (j_idx == nj - 1)),
-                t_last.eq((tt == P - 1) | (i_idx == ni - 1)),
+                cur_a.eq(Mux(stepping, a_ptr, a_base)),
+                cur_b.eq(Mux(stepping, b_ptr, b_base)),
                 i_idx.eq(ib + tt),
-                a_rd.addr.eq(a_base + g_cur),
-                b_rd.addr.eq(b_base + k_cur),
+                last_fold.eq((i_idx == ni_m1) & (j_idx == nj_m1)),
+                t_last.eq((tt == P - 1) | (i_idx == ni_m1)),
+                is_last.eq(k_cur == steps_m1),
+                a_rd.addr.eq(cur_a),
+                b_rd.addr.eq(cur_b),
             ]
             with m.If(issuing):
-                is_last = k_cur == steps - 1
                 m.d.comb += [
                     any_issue.eq(1),
-                    step_ctl.valid.eq(1), step_ctl.first.eq(k_cur == 0), step_ctl.last.eq(is_last),
+                    step_ctl.valid.eq(1), step_ctl.first.eq(~stepping), step_ctl.last.eq(is_last),
                     step_tag.addr.eq(c_base), step_tag.acc.eq(mode_acc), step_tag.final.eq(1),
                     step_tag.end.eq(last_fold),
                 ]
                 with m.If(is_last):
-                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), gg.eq(0), ss.eq(0),
+                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), ss.eq(0),
                                  c_base.eq(c_base + R)]
                     with m.If(last_fold):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
                         m.d.sync += waiting.eq(1)
-                        # fold order: blocks of P tile rows; within a block j, then row
+                        # fold order: blocks of P tile rows; within a block j, then the row
                         with m.If(~t_last):
-                            m.d.sync += [tt.eq(tt + 1), a_base.eq(a_base + groups)]
-                        with m.Elif(j_idx == nj - 1):
-                            m.d.sync += [tt.eq(0), j_idx.eq(0), b_base.eq(0), ib.eq(ib + P),
+                            m.d.sync += [tt.eq(tt + 1), a_base.eq(a_base + groups),
+                                         a_need.eq(a_need + groups)]
+                        with m.Elif(j_idx == nj_m1):
+                            m.d.sync += [tt.eq(0), j_idx.eq(0), ib.eq(ib + P),
                                          a_blk.eq(a_blk + groups * P),
-                                         a_base.eq(a_blk + groups * P)]
+                                         a_base.eq(a_blk + groups * P),
+                                         a_need.eq(a_blk + groups * (P + 1)),
+                                         b_base.eq(0), b_need.eq(steps)]
                         with m.Else():
-                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
-                                         b_base.eq(b_base + steps), a_base.eq(a_blk)]
+                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1), a_base.eq(a_blk),
+                                         a_need.eq(a_blk + groups),
+                                         b_base.eq(b_base + steps), b_need.eq(b_need + steps)]
                 with m.Else():
-                    m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1)]
+                    m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
+                                 b_ptr.eq(cur_b + 1)]
                     if sp_n == 1:
-                        m.d.sync += gg.eq(g_cur + 1)
+                        m.d.sync += a_ptr.eq(cur_a + 1)
                     else:
                         with m.If(s_cur == sp_n - 1):
-                            m.d.sync += [ss.eq(0), gg.eq(g_cur + 1)]
+                            m.d.sync += [ss.eq(0), a_ptr.eq(cur_a + 1)]
                         with m.Else():
-                            m.d.sync += [ss.eq(s_cur + 1), gg.eq(g_cur)]
+                            m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
             with m.Else():
-                with m.If(gap != S):
+                with m.If(gap != 255):
                     m.d.sync += gap.eq(gap + 1)
 
             def seq_reset():
-                m.d.sync += [ib.eq(0), tt.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
-                             gg.eq(0), ss.eq(0), a_base.eq(0), b_base.eq(0),
-                             c_base.eq(0), gap.eq(S), waiting.eq(1), stepping.eq(0),
+                m.d.sync += [ib.eq(0), tt.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0), ss.eq(0),
+                             a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
+                             c_base.eq(0), gap.eq(255), waiting.eq(1), stepping.eq(0),
                              seq_done.eq(0)]
             seq_abort_sigs = [waiting, stepping]
         else:
             S = max(array.min_fold_cycles, WS_MIN_FOLD)
             jt = Signal(DIM_BITS); kt = Signal(DIM_BITS); f_idx = Signal(32)
             a_base = Signal(cnt_bits); c_base = Signal(c_aw + 1); wb_base = Signal(cnt_bits)
+            a_need = Signal(cnt_bits); wb_need = Signal(cnt_bits)
+            a_ptr = Signal(cnt_bits); wb_ptr = Signal(cnt_bits); c_ptr = Signal(c_aw + 1)
             t = Signal(DIM_BITS + 1)
-            fold_len = Signal(DIM_BITS + 1)
             preloading = Signal(); waiting = Signal(); in_fold = Signal()
             pre_ok = Signal(); data_ok = Signal(); go = Signal()
             t_cur = Signal(DIM_BITS + 1)
-            has_next = Signal(); last_fold = Signal()
+            cur_a = Signal(cnt_bits); cur_wb = Signal(cnt_bits); cur_c = Signal(c_aw + 1)
+            has_next = Signal(); last_fold = Signal(); a_step = Signal(); w_step = Signal()
             m.d.comb += [
-                fold_len.eq(Mux(M > S, M, S)),
-                has_next.eq(f_idx + 1 < n_folds),
+                has_next.eq(f_idx != n_folds_m1),
                 last_fold.eq(~has_next),
                 pre_ok.eq((loader.b_count >= R) & gate),
-                data_ok.eq((loader.a_count >= a_base + M)
-                           & (~has_next | (loader.b_count >= wb_base + R)) & gate),
+                data_ok.eq((loader.a_count >= a_need) & (~has_next | (loader.b_count >= wb_need))
+                           & gate),
                 go.eq(running & waiting & data_ok),
                 seq_stall.eq(running & ((preloading & ~pre_ok) | (waiting & ~data_ok))),
                 t_cur.eq(Mux(in_fold, t, 0)),
+                cur_a.eq(Mux(in_fold, a_ptr, a_base)),
+                cur_wb.eq(Mux(in_fold, wb_ptr, wb_base)),
+                cur_c.eq(Mux(in_fold, c_ptr, c_base)),
+                a_step.eq(t_cur <= m_m1),
+                w_step.eq((t_cur < R) & has_next),
             ]
             # weight preload of fold 0
             pre_r = Signal(range(max(2, R)))
@@ -319,62 +346,76 @@ class GemmCore(wiring.Component):
                     m.d.sync += pre_r.eq(pre_r + 1)
             with m.If(go | in_fold):
                 m.d.comb += any_issue.eq(1)
-                with m.If(t_cur < M):
+                with m.If(a_step):
                     m.d.comb += [
-                        a_rd.addr.eq(a_base + t_cur),
-                        step_ctl.valid.eq(1), step_ctl.swap.eq(t_cur == 0),
-                        step_tag.addr.eq(c_base + t_cur),
+                        a_rd.addr.eq(cur_a),
+                        step_ctl.valid.eq(1), step_ctl.swap.eq(~in_fold),
+                        step_tag.addr.eq(cur_c),
                         step_tag.acc.eq(mode_acc | (kt != 0)),
-                        step_tag.final.eq(kt == nk - 1),
-                        step_tag.end.eq(last_fold & (t_cur == M - 1)),
+                        step_tag.final.eq(kt == nk_m1),
+                        step_tag.end.eq(last_fold & (t_cur == m_m1)),
                     ]
-                with m.If((t_cur < R) & has_next):
-                    m.d.comb += [b_rd.addr.eq(wb_base + t_cur), step_load.eq(1),
-                                 step_row.eq(t_cur)]
-                with m.If(t_cur == fold_len - 1):
+                with m.If(w_step):
+                    m.d.comb += [b_rd.addr.eq(cur_wb), step_load.eq(1), step_row.eq(t_cur)]
+                m.d.sync += [a_ptr.eq(cur_a + 1), wb_ptr.eq(cur_wb + 1), c_ptr.eq(cur_c + 1)]
+                with m.If(t_cur == fold_last):
                     m.d.sync += [in_fold.eq(0), t.eq(0), f_idx.eq(f_idx + 1),
-                                 wb_base.eq(wb_base + R)]
+                                 wb_base.eq(wb_base + R), wb_need.eq(wb_need + R)]
                     with m.If(last_fold):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
                         m.d.sync += waiting.eq(1)
-                        with m.If(kt == nk - 1):
-                            m.d.sync += [kt.eq(0), a_base.eq(0), jt.eq(jt + 1),
+                        with m.If(kt == nk_m1):
+                            m.d.sync += [kt.eq(0), a_base.eq(0), a_need.eq(M), jt.eq(jt + 1),
                                          c_base.eq(c_base + M)]
                         with m.Else():
-                            m.d.sync += [kt.eq(kt + 1), a_base.eq(a_base + M)]
+                            m.d.sync += [kt.eq(kt + 1), a_base.eq(a_base + M),
+                                         a_need.eq(a_need + M)]
                 with m.Else():
                     m.d.sync += [in_fold.eq(1), waiting.eq(0), t.eq(t_cur + 1)]
 
             def seq_reset():
                 m.d.sync += [jt.eq(0), kt.eq(0), f_idx.eq(0), a_base.eq(0), c_base.eq(0),
-                             wb_base.eq(R), t.eq(0), preloading.eq(1), waiting.eq(0),
-                             in_fold.eq(0), pre_r.eq(0), seq_done.eq(0)]
+                             wb_base.eq(R), a_need.eq(M), wb_need.eq(2 * R), t.eq(0),
+                             preloading.eq(1), waiting.eq(0), in_fold.eq(0), pre_r.eq(0),
+                             seq_done.eq(0)]
             seq_abort_sigs = [preloading, waiting, in_fold]
 
         # -- writer: read-modify-write into the accumulator memory ---------------------
+        # array row -> registered (address) -> memory read -> registered old value ->
+        # registered sum -> memory write. The same row is rewritten at least WS_MIN_FOLD
+        # cycles later (folds are at least that long), after this write has landed.
+        acc_row = data.ArrayLayout(signed(cfg.acc_bits), C)
         w_valid = Signal(); w_addr = Signal(c_aw); w_acc = Signal(); w_final = Signal()
         w_end = Signal(); w_row = Signal(row_bits)
+        x_valid = Signal(); x_addr = Signal(c_aw); x_acc = Signal(); x_final = Signal()
+        x_end = Signal(); x_row = Signal(row_bits)
+        y_valid = Signal(); y_addr = Signal(c_aw); y_acc = Signal(); y_final = Signal()
+        y_end = Signal(); y_row = Signal(row_bits); y_old = Signal(row_bits)
         s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
         s_sum = Signal(row_bits)
         final_count = Signal(c_aw + 1)
-        o_addr = Signal(c_aw + 1)
-        m.d.comb += o_addr.eq(array.o_tag.addr + (array.o_row if os_ else 0))
         o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
-        m.d.comb += c_rmw.addr.eq(o_addr)
         m.d.sync += [
-            w_valid.eq(array.o_valid & running), w_addr.eq(o_addr), w_acc.eq(array.o_tag.acc),
-            w_final.eq(array.o_tag.final), w_end.eq(o_end), w_row.eq(array.o_data.as_value()),
+            w_valid.eq(array.o_valid & running),
+            w_addr.eq(array.o_tag.addr + (array.o_row if os_ else 0)),
+            w_acc.eq(array.o_tag.acc), w_final.eq(array.o_tag.final), w_end.eq(o_end),
+            w_row.eq(array.o_data.as_value()),
+            x_valid.eq(w_valid), x_addr.eq(w_addr), x_acc.eq(w_acc), x_final.eq(w_final),
+            x_end.eq(w_end), x_row.eq(w_row),
+            y_valid.eq(x_valid), y_addr.eq(x_addr), y_acc.eq(x_acc), y_final.eq(x_final),
+            y_end.eq(x_end), y_row.eq(x_row), y_old.eq(c_rmw.data),
         ]
-        old = data.View(data.ArrayLayout(signed(cfg.acc_bits), C), c_rmw.data)
-        new = data.View(data.ArrayLayout(signed(cfg.acc_bits), C), w_row)
+        m.d.comb += c_rmw.addr.eq(w_addr)
+        old = data.View(acc_row, y_old)
+        new = data.View(acc_row, y_row)
         lanes = []
         for c in range(C):
             lane = Signal(signed(cfg.acc_bits), name=f"sum{c}")
-            m.d.comb += lane.eq(Mux(w_acc, old[c] + new[c], new[c]))
+            m.d.comb += lane.eq(Mux(y_acc, old[c] + new[c], new[c]))
             lanes.append(lane)
-        m.d.sync += [s_valid.eq(w_valid), s_addr.eq(w_addr), s_final.eq(w_final & w_valid),
-                     s_end.eq(w_end & w_valid), s_sum.eq(Cat(*lanes))]
+        m.d.sync += [s_valid.eq(y_valid), s_addr.eq(y_addr), s_final.eq(y_final & y_valid),
+                     s_end.eq(y_end & y_valid), s_sum.eq(Cat(*lanes))]
         m.d.comb += [c_wr.addr.eq(s_addr), c_wr.data.eq(s_sum), c_wr.en.eq(s_valid)]
         with m.If(s_final):
             m.d.sync += final_count.eq(final_count + 1)
@@ -407,10 +448,10 @@ class GemmCore(wiring.Component):
                 with m.If(out_r == R - 1):
                     # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
-                    with m.If((out_t != P_os - 1) & (out_i != ni - 1)):
+                    with m.If((out_t != P_os - 1) & (out_i != ni_m1)):
                         m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
                                      out_ibase.eq(out_ibase + R)]
-                    with m.Elif(out_j == nj - 1):
+                    with m.Elif(out_j == nj_m1):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
                                      out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
                                      out_ibase.eq(out_blk + P_os * R)]
@@ -421,14 +462,18 @@ class GemmCore(wiring.Component):
                     m.d.sync += out_r.eq(out_r + 1)
         with m.If(out_issue):
             m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1)]
-            with m.If(out_sent == out_rows - 1):
+            with m.If(out_sent == out_rows_m1):
                 m.d.sync += out_active.eq(0)
-        m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows - 1))
-        rd_valid = Signal(); rd_last = Signal()
-        m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last)]
+        m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows_m1))
+        # memory read, then its output register, then the requantizer
+        rd_valid = Signal(); rd_last = Signal(); rq_valid = Signal(); rq_last = Signal()
+        out_q = Signal(row_bits)
+        m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last),
+                     rq_valid.eq(rd_valid), rq_last.eq(rd_last),
+                     out_q.eq(Mux(flushing, 0, c_out.data))]
         m.d.comb += [
-            rq.i_valid.eq(rd_valid), rq.i_last.eq(rd_last),
-            rq.i_data.as_value().eq(Mux(flushing, 0, c_out.data)),
+            rq.i_valid.eq(rq_valid), rq.i_last.eq(rq_last),
+            rq.i_data.as_value().eq(out_q),
             rq.enable.eq(mode_rq), rq.relu.eq(mode_relu), rq.mult.eq(mult), rq.shift.eq(shift),
             fifo.w_en.eq(rq.o_valid), fifo.w_data.eq(Cat(rq.o_data, rq.o_last)),
             packer.fmt.eq(mode_rq),
@@ -486,31 +531,43 @@ class GemmCore(wiring.Component):
                                  final_count.eq(0), out_started.eq(0), flushing.eq(0)]
                     m.next = "SETUP0"
             with m.State("SETUP0"):
-                m.d.sync += [
-                    ni.eq(_ceil_div_const(M, R, DIM_BITS)),
-                    nj.eq(_ceil_div_const(N, C, DIM_BITS)),
-                    nk.eq(_ceil_div_const(K, R, DIM_BITS)),
-                    groups.eq(_ceil_div_const(K, sp_m, DIM_BITS)),
-                    mn.eq(M * N),
-                ]
+                m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)), y_kr.eq(K + (R - 1)),
+                             y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
                 m.next = "SETUP1"
             with m.State("SETUP1"):
+                m.d.sync += [
+                    ni.eq(_div_const(y_m, R, DIM_BITS + 1)),
+                    nj.eq(_div_const(y_n, C, DIM_BITS + 1)),
+                    nk.eq(_div_const(y_kr, R, DIM_BITS + 1)),
+                    groups.eq(_div_const(y_kg, sp_m, DIM_BITS + 1)),
+                    mn.eq(M * N),
+                ]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
                 if os_:
                     m.d.sync += [n_a.eq(ni * groups), nij.eq(ni * nj), steps.eq(groups * sp_n)]
                 else:
                     m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
-                                 n_folds.eq(nk * nj)]
-                m.d.sync += [out_rows.eq(M * nj)]
+                                 n_folds.eq(nk * nj), steps.eq(K)]
+                m.d.sync += [out_rows.eq(M * nj), ni_m1.eq(ni - 1), nj_m1.eq(nj - 1),
+                             nk_m1.eq(nk - 1)]
+                m.next = "SETUP3"
+            with m.State("SETUP3"):
                 if os_:
-                    m.d.sync += macs_job.eq(mn * (groups * sp_n))
+                    S_os = array.min_fold_cycles
+                    m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps),
+                                 n_a1.eq(groups if P_os == 1 else Mux(ni >= 2, groups * 2, groups)),
+                                 gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
                 else:
-                    m.d.sync += macs_job.eq(mn * K)
-                m.next = "SETUP2"
-            with m.State("SETUP2"):
-                if os_:
-                    m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps)]
-                else:
-                    m.d.sync += n_b.eq(nij * R)
+                    S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
+                    m.d.sync += [n_b.eq(nij * R), n_a1.eq(n_a),
+                                 fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                m.d.sync += [macs_lo.eq(mn[:16] * steps), macs_hi.eq(mn[16:] * steps),
+                             steps_m1.eq(steps - 1), out_rows_m1.eq(out_rows - 1),
+                             n_folds_m1.eq(n_folds - 1)]
+                m.next = "SETUP4"
+            with m.State("SETUP4"):
+                m.d.sync += macs_job.eq(macs_lo + (macs_hi << 16))
                 m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If((M == 0) | (K == 0) | (N == 0)):
@@ -558,7 +615,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
                 with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
-                          & ~rd_valid):
+                          & ~rd_valid & ~rq_valid):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)

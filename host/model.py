@@ -19,14 +19,14 @@ __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 
 # Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py).
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
-SETUP_CYCLES = 4           # SETUP0, SETUP1, SETUP2, CHECK
-ISSUE_TO_ARRAY = 1         # scratchpad read latency
+SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK
+ISSUE_TO_ARRAY = 2         # scratchpad read + its output register
 PE_LATENCY = 3
-WRITEBACK = 2              # writer: registered row, registered sum -> memory write
-OUT_PIPE = 1 + 3           # accumulator read + requantizer
-FIFO_DEPTH = 8
+WRITEBACK = 4              # writer: row register, memory read, old-value register, sum
+OUT_PIPE = 2 + 5           # accumulator read + its output register + requantizer
+FIFO_DEPTH = 16
 FIFO_LATENCY = 3           # FIFO write -> packer input (buffered FIFO)
-WS_MIN_FOLD = 3
+WS_MIN_FOLD = 4
 
 
 @dataclass(frozen=True)
