@@ -20,7 +20,8 @@ from accelgen import toolchain
 
 from . import cache, report
 from .flow import (DEFAULT_TARGET_MHZ, RESULT_SCHEMA, SEED, _fail, _now, _tool_info,
-                   classify_nextpnr_error, dsp_breakdown, fit_problems, summarize)
+                   classify_nextpnr_error, dsp_breakdown, dsp_modes, dsp_prelude,
+                   dsp_shortfall, fit_problems, summarize, synth_options)
 from .runner import Progress, SynthError, forced_tools, run_tool, select_tools
 from .targets import board_part, board_platform
 from .top import BoardTop
@@ -32,7 +33,7 @@ BUILD_NAME = "top"
 
 
 def run_board(config, board: str, *, target_mhz: float | None = None, tools: str | None = None,
-              baud: int = 115200, fifo_depth: int = 64, seed: int = SEED,
+              baud: int = 115200, fifo_depth: int = 64, seed: int = SEED, dsp: str = "auto",
               progress: Progress | None = None, use_cache: bool = True) -> dict:
     """Build a bitstream of ``config`` for ``board``.
 
@@ -44,7 +45,7 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     target_mhz : float, optional
         Accelerator clock; the PLL makes the closest frequency it can. Default:
         :data:`.flow.DEFAULT_TARGET_MHZ` of the board's family.
-    tools, seed, progress, use_cache
+    tools, seed, dsp, progress, use_cache
         As for :func:`.flow.run_ooc`.
     baud, fifo_depth : int
         UART rate and bridge FIFO depth (beats).
@@ -74,14 +75,31 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     if abs(target * 1e6 - f_in) >= 1:
         (ecp5_pll if part.family == "ecp5" else ice40_pll)(f_in, target * 1e6)
 
+    modes = dsp_modes(dsp)
+    for mode in modes:
+        try:
+            return _cached_board(config, platform, part, target, baud, fifo_depth, seed, mode,
+                                 found, env, progress, use_cache)
+        except SynthError as error:
+            if mode == modes[-1] or not dsp_shortfall(error):
+                raise
+            if progress:
+                progress("build", f"too few DSP blocks with dsp={mode!r}; trying the next mode")
+    raise AssertionError("unreachable")
+
+
+def _cached_board(config, platform, part, target, baud, fifo_depth, seed, dsp, found, env,
+                  progress, use_cache):
     tool_info = _tool_info(found)
     material = {"flow": "board", "config_hash": config.config_hash,
                 "source_digest": cache.source_digest(), "board": type(platform).__name__,
                 "device": part.code, "target_mhz": target, "baud": baud,
-                "fifo_depth": fifo_depth, "seed": seed, "tools": tool_info}
+                "fifo_depth": fifo_depth, "seed": seed, "dsp": dsp, "tools": tool_info}
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
         return {**hit, "cached": True}
+    if use_cache:
+        cache.raise_known_misfit(key)
     root = cache.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     with cache.locked(key, f"the {type(platform).__name__} build of {config.top_name}"):
@@ -90,7 +108,7 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
-            result = _build(config, platform, part, target, baud, fifo_depth, seed, env,
+            result = _build(config, platform, part, target, baud, fifo_depth, seed, dsp, env,
                             work, progress)
         except SynthError as error:
             raise _fail(work, key, error) from None
@@ -108,19 +126,17 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     return {**result, "cached": False}
 
 
-def _build(config, platform, part, target, baud, fifo_depth, seed, env, work: Path,
+def _build(config, platform, part, target, baud, fifo_depth, seed, dsp, env, work: Path,
            progress) -> dict:
     seconds = {}
     if progress:
         progress("elaborate", f"{config.describe()} on {type(platform).__name__}")
     t0 = time.monotonic()
     top = BoardTop(config, clock_hz=target * 1e6, baud=baud, fifo_depth=fifo_depth)
-    synth_opts = "-abc9" if part.family == "ecp5" else "-dsp"
-    if part.resources.get("SPRAM"):
-        synth_opts += " -spram"
     plan = platform.build(
         top, name=BUILD_NAME, do_build=False, verbose=True,
-        synth_opts=synth_opts,
+        synth_opts=synth_options(part, dsp),
+        script_after_read="\n".join(dsp_prelude(dsp, BUILD_NAME)) or "# dsp=all",
         script_after_synth="tee -q -o stat.json stat -json",
         nextpnr_opts=f"--report report.json --seed {seed} --timing-allow-fail")
     plan.extract(work)
@@ -149,7 +165,7 @@ def _build(config, platform, part, target, baud, fifo_depth, seed, env, work: Pa
         "pll": None if top.pll is None else {"primitive": top.pll.primitive,
                                              "params": top.pll.params,
                                              "f_vco_mhz": top.pll.f_vco / 1e6},
-        "baud": baud, "fifo_depth": fifo_depth,
+        "baud": baud, "fifo_depth": fifo_depth, "multipliers": dsp,
         "dsp": dsp_breakdown(work / f"{BUILD_NAME}.json", config),
         "seconds": seconds, "created": _now(), "bitstream": bitstream,
         "logs": {"build": "build.log", "yosys": f"{BUILD_NAME}.rpt",

@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["DEFAULT_PART", "cache_dir", "source_digest", "entry_key", "lookup", "store_dir",
-           "iter_results", "cached_fmax", "locked"]
+           "iter_results", "cached_fmax", "locked", "discard", "raise_known_misfit"]
 
 #: The part whose Fmax the driver's reports quote by default.
 DEFAULT_PART = "LFE5U-85F-6BG381C"
@@ -112,6 +112,19 @@ def discard(path: Path) -> None:
     trash = path.parent / f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}"
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def raise_known_misfit(key: str) -> None:
+    """Raise the remembered does-not-fit error of ``key``, if its last run had one."""
+    from .runner import SynthError
+    failed = cache_dir() / "failed" / key
+    try:
+        info = json.loads((failed / "misfit.json").read_text())
+    except (OSError, ValueError):
+        return
+    log = info.get("log")
+    raise SynthError("does-not-fit", info["message"] + " (remembered; --no-cache reruns)",
+                     Path(log) if log and log != "None" else None)
 
 
 def iter_results() -> Iterator[dict]:

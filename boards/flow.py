@@ -26,8 +26,9 @@ from . import cache, report
 from .parts import Part, parse_part
 from .runner import Progress, SynthError, run_tool, select_tools
 
-__all__ = ["DEFAULT_TARGET_MHZ", "SEED", "run_ooc", "synth_script", "fit_problems",
-           "dsp_breakdown", "RESULT_SCHEMA"]
+__all__ = ["DEFAULT_TARGET_MHZ", "SEED", "DSP_MODES", "PE_SOURCE", "RESULT_SCHEMA", "run_ooc",
+           "synth_script", "synth_options", "dsp_prelude", "dsp_modes", "dsp_shortfall",
+           "fit_problems", "dsp_breakdown", "summarize", "classify_nextpnr_error"]
 
 #: Target clock when none is given: the issue's goal on ECP5; a typical iCE40 clock.
 DEFAULT_TARGET_MHZ = {"ecp5": 150.0, "ice40": 30.0}
@@ -47,29 +48,74 @@ _BULKY = ("ooc.il", "synth.json", "routed.sdf")
 TOP_PATHS = 10
 
 
-def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "synth.json", *,
-                 dsp: bool = True) -> str:
-    """The Yosys script of an out-of-context run (relative paths).
+#: How multipliers are mapped: every one to DSP blocks, only the PE array's (the
+#: others become Booth-encoded logic), or none (all logic).
+DSP_MODES = ("all", "array", "none")
 
-    ``dsp=False`` builds every multiplier from LUTs (``synth_ecp5 -nodsp``,
-    ``synth_ice40`` without ``-dsp``), for arrays with more multipliers than the
-    part has DSP blocks.
+#: Source file of the processing elements: its multipliers are the array's.
+PE_SOURCE = "pe.py"
+
+
+def dsp_prelude(dsp: str, top: str) -> list[str]:
+    """Yosys commands, run before ``synth_*``, that keep some multipliers off the DSPs.
+
+    For ``dsp="array"``, every ``$mul`` whose source is not :data:`PE_SOURCE` is
+    turned into logic with ``booth`` before the DSP mapper sees it.
     """
+    if dsp not in DSP_MODES:
+        raise ValueError(f"DSP mode must be one of {', '.join(map(repr, DSP_MODES))}, "
+                         f"not {dsp!r}")
+    if dsp != "array":
+        return []
+    return [f"hierarchy -top {top}", "proc", f"booth t:$mul a:src=*{PE_SOURCE}* %d"]
+
+
+def synth_options(part: Part, dsp: str) -> str:
+    """Options of ``synth_ecp5``/``synth_ice40`` for a DSP mode."""
     if part.family == "ecp5":
         # -abc9 is the default since Yosys 0.3x; kept for older system Yosys.
-        nodsp = "" if dsp else " -nodsp"
-        synth = f"synth_ecp5 -abc9{nodsp} -top {top} -json {netlist}"
-    else:
-        spram = " -spram" if part.resources.get("SPRAM") else ""
-        use_dsp = " -dsp" if dsp else ""
-        synth = f"synth_ice40{use_dsp}{spram} -top {top} -json {netlist}"
+        return "-abc9" + (" -nodsp" if dsp == "none" else "")
+    opts = "" if dsp == "none" else "-dsp"
+    if part.resources.get("SPRAM"):
+        opts += " -spram"
+    return opts.strip()
+
+
+def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "synth.json", *,
+                 dsp: str = "all") -> str:
+    """The Yosys script of an out-of-context run (relative paths).
+
+    ``dsp`` is one of :data:`DSP_MODES`: ``"array"`` or ``"none"`` for arrays with
+    more multipliers than the part has DSP blocks.
+    """
+    synth = f"synth_{part.family} {synth_options(part, dsp)} -top {top} -json {netlist}"
     read = "read_rtlil" if source.endswith(".il") else "read_verilog"
     return "\n".join([
         f"{read} {source}",
-        synth,
+        *dsp_prelude(dsp, top),
+        synth.replace("  ", " "),
         "tee -q -o stat.json stat -json",
         "tee -q -o stat.txt stat",
     ]) + "\n"
+
+
+def dsp_shortfall(error: SynthError) -> bool:
+    """Whether a does-not-fit error is about DSP blocks only."""
+    if error.kind != "does-not-fit":
+        return False
+    needs = str(error).split("needs", 1)[-1]
+    return ("MULT18X18D" in needs or "SB_MAC16" in needs) and not any(
+        r in needs for r in ("LUT4", "FF ", "EBR", "SPRAM"))
+
+
+def dsp_modes(dsp: str) -> tuple[str, ...]:
+    """The modes ``dsp`` tries in order: ``"auto"`` means all, then array, then none."""
+    if dsp == "auto":
+        return DSP_MODES
+    if dsp not in DSP_MODES:
+        raise ValueError(f"DSP mode must be 'auto' or one of {', '.join(map(repr, DSP_MODES))}, "
+                         f"not {dsp!r}")
+    return (dsp,)
 
 
 def fit_problems(cells: dict[str, int], part: Part) -> list[str]:
@@ -148,11 +194,15 @@ def _fail(work: Path, key: str, error: SynthError) -> SynthError:
     os.rename(work, failed)
     log = failed / error.log.name if error.log is not None else None
     message = str(error).split(" (log: ")[0]
+    if error.kind == "does-not-fit":
+        # Remembered, so that "auto" DSP modes and the table skip it next time.
+        (failed / "misfit.json").write_text(json.dumps({"kind": error.kind, "message": message,
+                                                        "log": str(log)}) + "\n")
     return SynthError(error.kind, message, log)
 
 
 def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None = None,
-            seed: int = SEED, dsp: bool = True, progress: Progress | None = None,
+            seed: int = SEED, dsp: str = "auto", progress: Progress | None = None,
             use_cache: bool = True, keep_files: bool = False) -> dict:
     """Synthesize, place and route ``config`` out of context on ``part``.
 
@@ -169,8 +219,9 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
         Force YoWASP or system tools; default: toolchain's order.
     seed : int
         nextpnr placement seed.
-    dsp : bool
-        Map multipliers to DSP blocks (default); ``False`` builds them from LUTs.
+    dsp : str
+        ``"all"`` multipliers on DSP blocks, only the ``"array"``'s, or ``"none"``;
+        ``"auto"`` (default) tries them in that order until the design fits.
     progress : callable, optional
         ``progress(stage, status)`` while tools run.
     use_cache : bool
@@ -204,7 +255,21 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     target = float(target_mhz if target_mhz is not None else DEFAULT_TARGET_MHZ[part.family])
     if not target > 0:
         raise ValueError(f"Target clock must be a positive frequency in MHz, not {target_mhz!r}")
+    modes = dsp_modes(dsp)
     found = select_tools(["yosys", part.nextpnr_tool], tools)
+    for mode in modes:
+        try:
+            return _cached_run(config, part, target, found, seed, mode, progress, use_cache,
+                               keep_files)
+        except SynthError as error:
+            if mode == modes[-1] or not dsp_shortfall(error):
+                raise
+            if progress:
+                progress("yosys", f"too few DSP blocks with dsp={mode!r}; trying the next mode")
+    raise AssertionError("unreachable")
+
+
+def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
     tool_info = _tool_info(found)
     digest = cache.source_digest()
     material = {"flow": "ooc", "config_hash": config.config_hash, "source_digest": digest,
@@ -213,6 +278,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
         return {**hit, "cached": True}
+    if use_cache:
+        cache.raise_known_misfit(key)
     root = cache.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     with cache.locked(key, f"synthesis of {config.top_name} on {part.code}"):
@@ -279,7 +346,7 @@ def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_
         "config": config.to_dict(), "config_hash": config.config_hash,
         "top": config.top_name, "source_digest": cache.source_digest(),
         "device": part.code, "family": part.family, "board": None,
-        "multipliers": "DSP" if dsp else "LUT", "dsp": dsp_info,
+        "multipliers": dsp, "dsp": dsp_info,
         "harness_overhead": harness.overhead(),
         "seconds": seconds, "tools": _tool_info(found), "created": _now(),
         "logs": {"yosys": "yosys.log", "nextpnr": "nextpnr.log", "report": "report.json"},

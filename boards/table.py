@@ -4,8 +4,9 @@
 
 * on the LFE5U-85F-6BG381C (ULX3S 85F part) at a 150 MHz target: 4x4, 8x8 and
   16x16 arrays of int8 and of int16 (output-stationary, the other fields at
-  their defaults). An array with more multipliers than the part's 156
-  MULT18X18D blocks is rerun with multipliers built from LUTs, and the row says so;
+  their defaults). A design with more multipliers than the part's 156
+  MULT18X18D blocks is rerun with only the PE multipliers on DSPs, then with
+  none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
 * on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
   until one does not fit, reporting the largest that does. These use the small
   memories the part can hold (:func:`ice40_config`).
@@ -55,35 +56,21 @@ def ice40_config(side: int):
                       acc_kib=2, requant=False)
 
 
-def _dsp_shortfall(error: SynthError) -> bool:
-    text = str(error)
-    return error.kind == "does-not-fit" and ("MULT18X18D" in text or "SB_MAC16" in text) \
-        and not any(r in text.split("needs", 1)[-1] for r in ("LUT4", "FF ", "EBR"))
-
-
 def _run(config, part, target, tools, progress, use_cache, log) -> dict:
-    """One row: DSP multipliers first, LUT multipliers if the DSPs run out."""
+    """One row; multipliers leave the DSP blocks only as far as needed to fit."""
     t0 = time.monotonic()
-    for dsp in (True, False):
-        try:
-            result = run_ooc(config, part, target_mhz=target, tools=tools, dsp=dsp,
-                             progress=progress, use_cache=use_cache)
-            log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz"
-                f"{' (LUT multipliers)' if not dsp else ''}"
-                f"{' (cached)' if result.get('cached') else ''}")
-            return result
-        except SynthError as error:
-            if dsp and _dsp_shortfall(error):
-                log(f"{config.describe()} on {part}: too few DSP blocks, retrying with LUT "
-                    f"multipliers")
-                continue
-            log(f"{config.describe()} on {part}: {error.kind}: {error}")
-            return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
-                    "config_hash": config.config_hash, "device": part, "target_mhz": target,
-                    "fmax_mhz": None, "status": error.kind, "error": str(error),
-                    "multipliers": "DSP" if dsp else "LUT", "utilization": {},
-                    "seconds": {"total": round(time.monotonic() - t0, 1)}}
-    raise AssertionError("unreachable")
+    try:
+        result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
+                         progress=progress, use_cache=use_cache)
+    except SynthError as error:
+        log(f"{config.describe()} on {part}: {error.kind}: {error}")
+        return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
+                "config_hash": config.config_hash, "device": part, "target_mhz": target,
+                "fmax_mhz": None, "status": error.kind, "error": str(error), "utilization": {},
+                "seconds": {"total": round(time.monotonic() - t0, 1)}}
+    log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz, multipliers on DSPs: "
+        f"{result['multipliers']}{' (cached)' if result.get('cached') else ''}")
+    return result
 
 
 def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=True,
@@ -124,8 +111,9 @@ def _seconds(r) -> str:
 def _rows(results):
     rows = []
     for r in results:
-        rows.append({**r, "design": r["design"] + (" (LUT mult.)" if r.get("multipliers") == "LUT"
-                                                   else "")})
+        note = {"array": " (only PE multipliers on DSPs)",
+                "none": " (no DSPs)"}.get(r.get("multipliers"), "")
+        rows.append({**r, "design": r["design"] + note})
     return rows
 
 

@@ -56,8 +56,9 @@ def add_parser(subparsers):
                    help="also (or, without --part/--board, only) run the ASIC-style estimate")
     p.add_argument("--tools", choices=("yowasp", "system"),
                    help="force YoWASP (PyPI) or system tools (default: YoWASP, then system)")
-    p.add_argument("--soft-mult", action="store_true",
-                   help="build multipliers from LUTs instead of DSP blocks")
+    p.add_argument("--dsp", choices=("auto", "all", "array", "none"), default="auto",
+                   help="multipliers on DSP blocks: all, only the PE array's, none; auto "
+                        "(default) tries them in that order until the design fits")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON here "
                    "(and a markdown table next to it, .md)")
     p.add_argument("--out", default="results/synth", metavar="DIR",
@@ -93,6 +94,8 @@ class _Progress:
 
     def __exit__(self, *exc):
         self._bar.__exit__(*exc)
+        if self._stage is not None and exc[0] is None and not self.console.is_terminal:
+            self.console.print(f"{self._stage} done ({time.monotonic() - self._t0:.0f} s)")
 
     def __call__(self, stage: str, status: str) -> None:
         if stage != self._stage:
@@ -130,8 +133,11 @@ def summary_markdown(result: dict) -> str:
     if dsp.get("cell"):
         lines.append(f"DSP blocks: {dsp['total']} {dsp['cell']}, {dsp['array']} in the array "
                      f"({dsp['per_pe']:g} per PE).")
-    if result.get("multipliers") == "LUT":
-        lines.append("Multipliers built from LUTs (the part has too few DSP blocks).")
+    if result.get("multipliers") == "array":
+        lines.append("Only the PE multipliers use DSP blocks; the others are logic (the part "
+                     "has too few DSP blocks for all).")
+    elif result.get("multipliers") == "none":
+        lines.append("All multipliers are logic (the part has too few DSP blocks).")
     top = result.get("top_paths") or []
     if top:
         lines += ["", "Worst register groups (post-route, worst path into each):", "",
@@ -231,7 +237,7 @@ def run(args) -> int:
                 from accelgen.boards.flow import run_ooc
                 try:
                     results.append(run_ooc(cfg, args.part, target_mhz=args.target_mhz,
-                                           tools=args.tools, dsp=not args.soft_mult,
+                                           tools=args.tools, dsp=args.dsp,
                                            progress=progress, use_cache=not args.no_cache,
                                            keep_files=args.keep))
                 except ValueError as e:      # a bad part code or target
@@ -240,7 +246,7 @@ def run(args) -> int:
                 from accelgen.boards.build import run_board
                 try:
                     results.append(run_board(cfg, args.board, target_mhz=args.target_mhz,
-                                             tools=args.tools, progress=progress,
+                                             tools=args.tools, dsp=args.dsp, progress=progress,
                                              use_cache=not args.no_cache))
                 except ValueError as e:
                     raise CliError(str(e)) from None

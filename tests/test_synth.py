@@ -137,6 +137,43 @@ def test_fmax_from_log_takes_the_last_line(tmp_path):
     assert report.fmax_from_log(log) == 71.25
 
 
+# --- synthesis scripts and DSP modes ---------------------------------------------------------
+
+def test_synth_scripts_per_family_and_dsp_mode():
+    from accelgen.boards.flow import synth_script
+    ecp5, ice40 = parse_part("LFE5U-85F-6BG381C"), parse_part("iCE40UP5K-SG48")
+    assert "synth_ecp5 -abc9 -top T -json synth.json" in synth_script(ecp5, "T")
+    assert "synth_ecp5 -abc9 -nodsp -top T" in synth_script(ecp5, "T", dsp="none")
+    assert "synth_ice40 -dsp -spram -top T" in synth_script(ice40, "T")
+    assert "synth_ice40 -spram -top T" in synth_script(ice40, "T", dsp="none")
+    array = synth_script(ice40, "T", dsp="array").splitlines()
+    assert array[1:4] == ["hierarchy -top T", "proc", "booth t:$mul a:src=*pe.py* %d"]
+    with pytest.raises(ValueError, match="DSP mode must be one of 'all', 'array', 'none', "
+                                         "not 'some'"):
+        synth_script(ecp5, "T", dsp="some")
+
+
+def test_dsp_shortfall_and_modes():
+    from accelgen.boards.flow import dsp_modes, dsp_shortfall
+    from accelgen.boards.runner import SynthError
+    assert dsp_modes("auto") == ("all", "array", "none") and dsp_modes("none") == ("none",)
+    with pytest.raises(ValueError, match="DSP mode must be 'auto' or one of"):
+        dsp_modes("yes")
+    assert dsp_shortfall(SynthError("does-not-fit", "x does not fit y: needs 279 MULT18X18D "
+                                                    "(has 156)"))
+    assert not dsp_shortfall(SynthError("does-not-fit", "x does not fit y: needs 12 SB_MAC16 "
+                                                        "(has 8), 6000 LUT4 (has 5280)"))
+    assert not dsp_shortfall(SynthError("tool-failed", "needs MULT18X18D"))
+
+
+def test_fit_check_counts_what_cannot_fit():
+    from accelgen.boards.flow import fit_problems
+    part = parse_part("LFE5U-25F-6BG256C")
+    assert fit_problems({"LUT4": 100, "TRELLIS_FF": 50, "MULT18X18D": 28}, part) == []
+    assert fit_problems({"LUT4": 24000, "CCU2C": 200, "MULT18X18D": 30}, part) == [
+        "24400 LUT4 (has 24288)", "30 MULT18X18D (has 28)"]
+
+
 # --- cache ------------------------------------------------------------------------------------
 
 def test_cached_fmax_finds_the_current_sources_only(tmp_path, monkeypatch):
@@ -538,3 +575,61 @@ def test_gemm_job_through_the_uart_pins():
     results = _run_program(host, plan.ops, info.fifo_depth, info.stream_bytes)
     plan.check(results)
     np.testing.assert_array_equal(plan.assemble(results), A.astype(np.int64) @ B)
+
+
+# --- real tool runs (CI: small configs, minutes at most) --------------------------------------
+
+SMALL = dict(stream_bits=32, a_spad_kib=1, b_spad_kib=1, acc_kib=1, requant=False)
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_tool):
+    """One small out-of-context ECP5 run, from a fresh cache, then the cached result."""
+    from accelgen.boards.flow import run_ooc
+    need_tool("nextpnr-ecp5")
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    cfg = GemmConfig(rows=2, cols=2, **SMALL)
+    stages = set()
+    result = run_ooc(cfg, "LFE5U-25F-6BG256C", target_mhz=50,
+                     progress=lambda stage, status: stages.add(stage))
+    assert {"elaborate", "yosys", "nextpnr"} <= stages
+    assert result["cached"] is False and result["status"] in ("ok", "timing-not-met")
+    assert result["device"] == "LFE5U-25F-6BG256C" and result["target_mhz"] == 50
+    assert result["fmax_mhz"] > 20
+    util = result["utilization"]
+    assert {"LUT4", "FF", "MULT18X18D", "EBR"} <= set(util)
+    for name, entry in util.items():
+        assert 0 <= entry["used"] <= entry["available"], name
+    assert util["LUT4"]["used"] > 100 and util["FF"]["used"] > 100
+    assert result["dsp"]["array"] == 4 and result["dsp"]["per_pe"] == 1
+    assert result["critical_paths"] and result["top_paths"]
+    assert result["top_paths"][0]["delay_ns"] == pytest.approx(1000 / result["fmax_mhz"],
+                                                               rel=0.02)
+    assert Path(result["logs"]["nextpnr"]).is_file()
+    assert not list(Path(result["build_dir"]).glob("*.sdf"))      # bulky files removed
+    again = run_ooc(cfg, "LFE5U-25F-6BG256C", target_mhz=50)
+    assert again["cached"] is True and again["fmax_mhz"] == result["fmax_mhz"]
+    fmax, note = cache.cached_fmax(cfg)
+    assert fmax == result["fmax_mhz"] and "LFE5U-25F-6BG256C" in note
+
+
+@pytest.mark.slow
+@pytest.mark.synth
+def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
+    """One iCE40 board build: PLL, UART bridge and a 1x1 accelerator on the iCEBreaker."""
+    from accelgen.boards.build import run_board
+    need_tool("nextpnr-ice40", "icepack")
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    cfg = GemmConfig(rows=1, cols=1, **SMALL)
+    result = run_board(cfg, "icebreaker", target_mhz=24)
+    assert result["board"] == "ICEBreakerPlatform" and result["device"] == "iCE40UP5K-SG48"
+    assert result["clock_hz_actual"] == 24e6 and result["pll"]["primitive"] == "SB_PLL40_CORE"
+    bitstream = Path(result["bitstream"])
+    assert bitstream.suffix == ".bin" and bitstream.stat().st_size > 100_000
+    util = result["utilization"]
+    assert {"LUT4", "FF", "LC", "SB_MAC16", "EBR", "SPRAM", "PLL"} <= set(util)
+    for name, entry in util.items():
+        assert 0 <= entry["used"] <= entry["available"], name
+    assert util["PLL"]["used"] == 1 and util["IO"]["used"] >= 3    # clock, UART rx/tx
+    assert result["fmax_mhz"] > 10
