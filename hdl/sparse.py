@@ -37,10 +37,13 @@ Stream formats (documented in every manifest, see :func:`sparse_stream_formats`)
   final beat zero-padded, TLAST on it.
 
 Errors (see :data:`~.sparse_regs.SPARSE_ERRORS`): a job rejected at the start
-(bad or over-limit dimensions) sends no result frame and discards its input frame
-up to TLAST. A job that fails while running stops taking entries (discarding the
-rest of its input frame), lets the rows already under way finish, and completes
-its result frame with zero rows, so the host always receives the frame it expects.
+(bad or over-limit dimensions) sends no result frame and flushes input beats up to
+the next TLAST, in case its host sends the frame anyway; a new START cancels that
+flush (as in the GEMM core). A job that fails while running stops taking entries,
+lets the rows already under way finish, and completes its result frame with zero
+rows, so the host always receives the frame it expects; the rest of its input
+frame, which the host is sending, is discarded up to TLAST even across a new START
+(the next job's X load begins after that TLAST).
 """
 
 from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
@@ -157,7 +160,9 @@ class SparseCore(wiring.Component):
         rows_acc = Signal(32)           # rows ended by the accepted entries
         rows_out = Signal(32)           # rows sent
         acc_open = Signal()             # entry beats still to accept
-        emitting = Signal(); padding = Signal(); discard = Signal()
+        emitting = Signal(); padding = Signal()
+        flush = Signal()                # drop beats up to TLAST: rejected job (START cancels)
+        discard = Signal()              # drop beats up to TLAST: rest of an aborted frame
         err_code = Signal(8)
         m.d.comb += self.error_code.eq(err_code)
 
@@ -300,14 +305,17 @@ class SparseCore(wiring.Component):
         m.d.comb += [red.clear.eq(0), q.clear.eq(0)]
         with m.FSM(name="job"):
             with m.State("IDLE"):
-                m.d.comb += self.s_ready.eq(discard)
-                with m.If(discard & self.s_valid & self.s_last):
-                    m.d.sync += discard.eq(0)
+                m.d.comb += self.s_ready.eq(discard | flush)
+                with m.If(self.s_valid & self.s_last):
+                    with m.If(discard):         # an aborted frame ends first
+                        m.d.sync += discard.eq(0)
+                    with m.Else():
+                        m.d.sync += flush.eq(0)
                 with m.If(self.start):
                     m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
                                  err_code.eq(0), rows_acc.eq(0), rows_out.eq(0), x_idx.eq(0),
-                                 acc_open.eq(0), padding.eq(0), discard.eq(0)]
+                                 acc_open.eq(0), padding.eq(0), flush.eq(0)]
                     m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
                     m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
                     m.next = "SETUP"
@@ -319,15 +327,19 @@ class SparseCore(wiring.Component):
                 over = (M > cfg.max_rows) | (N > cfg.max_cols) | (E > cfg.max_nnz)
                 with m.If(dim_bad | over):
                     fail(Mux(dim_bad, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
-                    m.d.sync += discard.eq(1)
+                    m.d.sync += flush.eq(1)
                     finish()
                 with m.Else():
                     m.d.sync += emitting.eq(1)
                     m.next = "LOAD"
             with m.State("LOAD"):
-                m.d.comb += [self.s_ready.eq(1), db.we.eq(self.s_valid)]
+                m.d.comb += self.s_ready.eq(1)
                 m.d.sync += self.load_cycles.eq(self.load_cycles + 1)
-                with m.If(self.s_valid):
+                with m.If(discard):
+                    with m.If(self.s_valid & self.s_last):
+                        m.d.sync += discard.eq(0)
+                with m.Elif(self.s_valid):
+                    m.d.comb += db.we.eq(1)
                     m.d.sync += x_idx.eq(x_idx + 1)
                     with m.If(self.s_last):
                         fail(ERR["SHORT_STREAM"])
