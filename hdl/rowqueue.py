@@ -130,9 +130,12 @@ class CompactionQueue(wiring.Component):
                 wp.en.eq(self.w_en & Cat(*sel_any).any()),
                 wp.data.eq(wdata),
             ]
-            if dbb:
-                m.d.comb += [wp.addr.eq(tail_hi + (b < tail_lo) if nbb else tail_hi),
-                             rp.addr.eq(head_hi + (b < head_lo) if nbb else head_hi)]
+            # rows of a write or read that wrapped past the last bank sit one word further
+            if nbb and b < NB - 1:
+                m.d.comb += [wp.addr.eq(tail_hi + (tail_lo > b)),
+                             rp.addr.eq(head_hi + (head_lo > b))]
+            else:
+                m.d.comb += [wp.addr.eq(tail_hi), rp.addr.eq(head_hi)]
             read_data.append(rp.data)
 
         for j in range(R):
