@@ -35,7 +35,11 @@ def run(args) -> int:
     rng = np.random.default_rng(args.seed)
     A = rng.integers(cfg.a.min, cfg.a.max + 1, (args.m, args.k))
     B = rng.integers(cfg.b.min, cfg.b.max + 1, (args.k, args.n))
-    with Accelerator(cfg, backend=args.backend) as acc:
+    from rich.console import Console
+    with Console(stderr=True).status(f"building the {args.backend} model of {cfg.describe()}") \
+            as status, Accelerator(cfg, backend=args.backend) as acc:
+        acc.device
+        status.update(f"running {args.m}x{args.k}x{args.n} on the {args.backend} backend")
         C, rep = acc.matmul(A, B)
     ok = np.array_equal(C, reference_matmul(cfg, A, B))
     if args.json:
