@@ -1,5 +1,15 @@
 """``accelgen bench``: benchmark figures, printed and saved (never timed tests).
 
+``accelgen bench [--quick] [--out DIR] [--workloads NAME...] [--tags TAG...]`` runs
+the workload suite (:mod:`accelgen.host.bench`): per workload and hardware config,
+the hardware counters (measured on the RTL, or predicted by the analytic model for
+shapes too large to simulate, said per row), the model's error, the SCALE-Sim
+anchor and the lower bound, utilization, projected wall time, software baselines
+measured on this machine and speedups, the roofline and Amdahl's law over three
+links; the sparse engine on the sparse suite. It writes ``bench.json``,
+``report.md`` and PNG figures into ``--out``. ``--quick`` (CI) simulates only the
+small workloads and predicts the rest.
+
 ``accelgen bench targets`` measures the foundation's targets: compute cycles
 against the SCALE-Sim anchor and job cycles against the lower bound (8x8 int8,
 128^3 and 256^3, both dataflows), the Verilator backend's simulation speed against
@@ -16,17 +26,38 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_parser", "run", "gemm_targets"]
+__all__ = ["add_parser", "run", "run_workloads", "run_targets", "gemm_targets"]
 
 
 def add_parser(subparsers):
+    import argparse
     p = subparsers.add_parser("bench", help="measure benchmark figures and save them",
-                              description=__doc__)
-    p.add_argument("suite", choices=("targets",), help="what to measure")
-    p.add_argument("--out", default="results", metavar="DIR",
-                   help="directory for the JSON and markdown results (default: results)")
+                              description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("suite", nargs="?", choices=("workloads", "targets"), default="workloads",
+                   help="workloads (default): the workload suite against software baselines; "
+                        "targets: the foundation's targets")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="directory for the results (default: results/bench, or results for "
+                        "targets)")
     p.add_argument("--quick", action="store_true",
-                   help="smaller problems (CI); the figures are then not the targets' shapes")
+                   help="CI mode: simulate the small workloads, model the large ones, fewer "
+                        "repetitions (targets: smaller problems)")
+    p.add_argument("--workloads", nargs="+", default=[], metavar="NAME",
+                   help="workloads by name, dense or sparse (see --list)")
+    p.add_argument("--tags", nargs="+", default=[], metavar="TAG",
+                   help="workloads by tag (e.g. square, layer, bert, resnet50, sparse, nm)")
+    p.add_argument("--configs", nargs="+", default=None, metavar="KEY",
+                   help="hardware configs to run (default: all of os, ws, os_2of4, sparse, "
+                        "sparse_banked that apply)")
+    p.add_argument("--rtl-max-macs", type=int, default=None, metavar="N",
+                   help="predict with the model, instead of simulating, calls above N MACs "
+                        "(default: none in a full run, %d with --quick)" % 4_000_000)
+    p.add_argument("--no-sparse", action="store_true", help="skip the sparse engine")
+    p.add_argument("--no-design-space", action="store_true",
+                   help="skip the model-only design-space table")
+    p.add_argument("--seed", type=int, default=0, help="operand seed (default: 0)")
+    p.add_argument("--list", action="store_true", help="list workloads and tags, then exit")
     return p
 
 
@@ -143,9 +174,128 @@ def _markdown(res) -> str:
 
 
 def run(args) -> int:
+    if args.suite == "targets":
+        return run_targets(args)
+    return run_workloads(args)
+
+
+def _list() -> int:
+    from accelgen.host.workloads import WORKLOADS, SPARSE_WORKLOADS, all_tags
+    for w in WORKLOADS:
+        print(f"{w.name:24s} {w.m}x{w.k}x{w.n:<6} {','.join(w.tags):32s} {w.description}")
+    for w in SPARSE_WORKLOADS:
+        print(f"{w.name:24s} {w.family:18s} {','.join(w.tags):32s} {w.description}")
+    print("tags: " + ", ".join(all_tags()))
+    return 0
+
+
+class _RichProgress:
+    """The bench's progress protocol on a rich progress bar."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.task = None
+
+    def start(self, total):
+        self.task = self.progress.add_task("benchmark", total=total)
+
+    def step(self, message, advance=1):
+        self.progress.update(self.task, description=message, advance=advance)
+
+    def note(self, message):
+        self.progress.update(self.task, description=message)
+
+
+def run_workloads(args) -> int:
+    from rich.console import Console
+    from rich.progress import (Progress, BarColumn, MofNCompleteColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from accelgen.host import bench, benchreport, plots
+    from accelgen.host.workloads import select, select_sparse
+    from .cliutil import CliError
+    if args.list:
+        return _list()
+    try:
+        dense = select(args.workloads, args.tags)
+        sparse = [] if args.no_sparse else select_sparse(args.workloads, args.tags)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if not dense and not sparse:
+        raise CliError("No workload matches --workloads/--tags (see accelgen bench --list)")
+    configs = bench.default_configs()
+    sparse_cfgs = bench.default_sparse_configs(args.quick)
+    if args.configs:
+        known = [c.key for c in configs] + [k for k, _ in bench.default_sparse_configs(False)]
+        bad = [k for k in args.configs if k not in known]
+        if bad:
+            raise CliError(f"Unknown config(s) {', '.join(bad)}; known: {', '.join(known)}")
+        configs = [c for c in configs if c.key in args.configs]
+        sparse_cfgs = [(k, c) for k, c in bench.default_sparse_configs(False)
+                       if k in args.configs]
+    opts = bench.Options(quick=args.quick, workloads=dense, sparse_workloads=sparse,
+                         configs=configs, sparse_configs=sparse_cfgs,
+                         design_space=False if args.no_design_space else None,
+                         seed=args.seed, rtl_max_macs=args.rtl_max_macs)
+    command = "accelgen bench " + " ".join(_argv_echo(args))
+    out = Path(args.out or "results/bench")
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+                  transient=False) as progress:
+        res = bench.run(opts, _RichProgress(progress), command=command.strip())
+        res["figures"] = figures = plots.write_all(res, out)
+    (out / "bench.json").write_text(json.dumps(res, indent=1, default=_json_default))
+    (out / "report.md").write_text(benchreport.report(res, figures))
+    print(benchreport.headline(res))
+    for n in res["notes"]:
+        print(f"note: {n}")
+    print(f"{res['elapsed_s']:.0f} s; saved {out / 'bench.json'}, {out / 'report.md'} and "
+          f"{len(figures)} figures in {out}")
+    return 0
+
+
+def _argv_echo(args) -> list:
+    parts = []
+    if args.quick:
+        parts.append("--quick")
+    if args.out:
+        parts += ["--out", args.out]
+    if args.workloads:
+        parts += ["--workloads", *args.workloads]
+    if args.tags:
+        parts += ["--tags", *args.tags]
+    if args.configs:
+        parts += ["--configs", *args.configs]
+    if args.rtl_max_macs is not None:
+        parts += ["--rtl-max-macs", str(args.rtl_max_macs)]
+    if args.no_sparse:
+        parts.append("--no-sparse")
+    if args.no_design_space:
+        parts.append("--no-design-space")
+    if args.seed:
+        parts += ["--seed", str(args.seed)]
+    return parts
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.bool_,)):
+        return bool(o)
+    if isinstance(o, (tuple, set)):
+        return list(o)
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def run_targets(args) -> int:
     from rich.console import Console
     console = Console(stderr=True)
-    out = Path(args.out)
+    out = Path(args.out or "results")
     out.mkdir(parents=True, exist_ok=True)
     with console.status("starting") as status:
         res = gemm_targets(lambda msg: status.update(msg), quick=args.quick)

@@ -1,0 +1,275 @@
+"""Markdown of a benchmark result (:func:`accelgen.host.bench.run`).
+
+:func:`report` writes the full ``report.md``; :func:`headline` the short table the
+README quotes. Every number comes from the result dict; nothing is recomputed here
+except formatting.
+"""
+
+__all__ = ["report", "headline", "fmt_s"]
+
+
+def fmt_s(s) -> str:
+    """Seconds with a unit that keeps three significant figures."""
+    if s is None:
+        return "-"
+    for unit, f in (("s", 1), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if s * f >= 1:
+            return f"{s * f:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def _x(v, d=2) -> str:
+    return "-" if v is None else f"{v:.{d}f}"
+
+
+def _pct(v, d=1) -> str:
+    return "-" if v is None else f"{v * 100:.{d}f}%"
+
+
+def _err(v) -> str:
+    return "-" if v is None else f"{v * 100:+.3f}%"
+
+
+def _rng(r, f=_x) -> str:
+    if not r:
+        return "-"
+    return f(r[0]) if r[0] == r[1] else f"{f(r[0])} .. {f(r[1])}"
+
+
+def _cfg(res, key):
+    for c in res["configs"]:
+        if c["key"] == key:
+            return c
+    return {"label": key}
+
+
+def _table(header, rows) -> list:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def _src(r) -> str:
+    return "RTL" if r["source"] == "rtl" else "model"
+
+
+def headline(res: dict, figdir: str = "") -> str:
+    """The README's table: per config, over the workloads of the run."""
+    s = res["summary"]["per_config"]
+    lines = []
+    rows = []
+    for c in res["configs"]:
+        x = s.get(c["key"])
+        if not x or c["kind"] != "gemm":
+            continue
+        rows.append([c["label"], f"{x['rtl_rows']}/{x['rows']}",
+                     _rng(x["utilization"], _pct),
+                     _pct(x["utilization_gmean_layers_and_square"]),
+                     _rng(x["compute_to_scalesim"]), _rng(x["job_to_scalesim"]),
+                     _rng(x["job_to_lower_bound"]), _rng(x["model_error"], _err),
+                     _rng(x["speedup_vs_numpy_f32"]), _rng(x["speedup_vs_numpy_int"], _x0),
+                     f"{c['clock_mhz']:g} ({c['clock_source']})"])
+    lines += _table(["config", "RTL rows", "utilization", "U geo-mean (layers)",
+                     "compute / SCALE-Sim", "job / SCALE-Sim", "job / lower bound",
+                     "model error (RTL rows)", "x numpy f32", "x numpy int", "clock MHz"],
+                    rows)
+    srows = []
+    for c in res["configs"]:
+        x = s.get(c["key"])
+        if not x or c["kind"] != "sparse":
+            continue
+        srows.append([c["label"], f"{x['rtl_rows']}/{x['rows']}",
+                      _rng(x["lane_utilization"], _pct), _rng(x["job_to_lower_bound"]),
+                      _rng(x["model_error"], _err), _rng(x["speedup_vs_scipy_f32"]),
+                      _rng(x["speedup_vs_dense_array"]),
+                      f"{c['clock_mhz']:g} ({c['clock_source']})"])
+    if srows:
+        lines += [""] + _table(["sparse config", "RTL rows", "lane utilization",
+                                "job / lower bound", "model error (RTL rows)", "x scipy f32",
+                                "x dense 8x8 array", "clock MHz"], srows)
+    am = res["summary"].get("amdahl", {})
+    arows = []
+    for c in res["configs"]:
+        for link in c.get("links", []):
+            v = am.get(c["key"], {}).get(link["key"])
+            if v:
+                arows.append([c["key"], link["name"], _rng(v["host_share"], _pct),
+                              _rng(v["kernel_speedup"], _x3), _rng(v["achieved_speedup"], _x3),
+                              _rng(v["amdahl_bound"], _x3),
+                              _rng(v["e2e_speedup_vs_numpy_f32"], _x3)])
+    if arows:
+        lines += [""] + _table(["config", "link", "host share", "kernel speedup s",
+                                "achieved S", "Amdahl bound", "end-to-end x numpy"], arows)
+    return "\n".join(lines) + "\n"
+
+
+def _x0(v):
+    return "-" if v is None else f"{v:.1f}"
+
+
+def _x3(v):
+    return "-" if v is None else f"{v:.3g}"
+
+
+def report(res: dict, figures: dict) -> str:
+    L = []
+    quick = res["quick"]
+    L += [f"# accelgen bench{' (--quick)' if quick else ''}", "",
+          f"Command: `{res['command']}`  ", f"Created: {res['created']}, "
+          f"{res['elapsed_s']:.0f} s wall time." if "elapsed_s" in res else "", ""]
+    m = res["machine"]
+    t = res["tools"]
+    L += [f"Machine: {m.get('cpu')}, {m.get('usable_cpus', m.get('logical_cpus'))} usable CPUs, "
+          f"load average {', '.join(f'{x:.1f}' for x in m.get('load_average_1_5_15', []))} "
+          f"at the end of the run; Python {m.get('python')}, numpy {m.get('numpy')} "
+          f"({(m.get('blas') or {}).get('name')} {(m.get('blas') or {}).get('version')}), "
+          f"scipy {m.get('scipy')}.  ",
+          "Tools: " + ", ".join(f"{k} {v}" for k, v in sorted(t.items())) + ".", ""]
+    L += ["Rows say where their counters come from: **RTL** = the generated Verilog run on "
+          "Verilator through the driver, figures read from the accelerator's own counters "
+          "(results checked bit-exact against numpy); **model** = the analytic cycle model "
+          "(`accelgen.host.callmodel.predict_call`), used where simulating would take too "
+          + ("long for `--quick` (more than "
+             f"{res['rtl_max_macs']:,} MACs)." if quick and res["rtl_max_macs"] else "long.")
+          + " Model error = (model - RTL) / RTL on job cycles.", ""]
+    # configs and clocks
+    L += ["## Configurations and clocks", ""]
+    L += _table(["key", "config", "peak", "stream bytes/cycle", "clock"],
+                [[c["key"], c["label"],
+                  (f"{c['peak_macs_per_cycle']} MACs/cycle" if c["kind"] == "gemm"
+                   else f"{c['peak_nnz_per_cycle']} nnz/cycle"),
+                  f"{c['input_bytes_per_cycle']:g} in" + (
+                      f" + {c['output_bytes_per_cycle']:g} out" if c["kind"] == "gemm" else ""),
+                  f"{c['clock_mhz']:g} MHz: {c['clock_note']}"] for c in res["configs"]])
+    L += ["", "## Headline", "", headline(res)]
+    # gemm table
+    L += ["## GEMM workloads", ""]
+    wl = {w["name"]: w for w in res["workloads"]}
+    base = {b["workload"]: b for b in res["baselines"]}
+    rows = []
+    for r in res["gemm"]:
+        b = base.get(r["workload"], {})
+        rows.append([r["workload"], f"{r['m']}x{r['k']}x{r['n']}", r["config"], _src(r),
+                     r["jobs"], f"{r['job_cycles']:,}", _err(r["model_error"]),
+                     f"{r['scalesim_cycles']:,}", _x(r["compute_to_scalesim"], 3),
+                     _x(r["job_to_scalesim"], 3), _x(r["job_to_lower_bound"], 3),
+                     _pct(r["utilization"]), fmt_s(r["projected_s"]),
+                     fmt_s((b.get("numpy_f32") or {}).get("median_s")),
+                     fmt_s((b.get("numpy_int") or {}).get("median_s")),
+                     _x(r["speedup_vs_numpy_f32"]), _x(r["speedup_vs_numpy_int"], 1),
+                     {True: "yes", False: "**NO**", None: "-"}[r["correct"]]])
+    L += _table(["workload", "MxKxN", "config", "source", "jobs", "job cycles", "model err",
+                 "SCALE-Sim", "compute/SS", "job/SS", "job/LB", "util", "projected",
+                 "numpy f32", "numpy int", "x f32", "x int", "exact"], rows)
+    L += ["", "SS = SCALE-Sim 3.0 closed form for the whole call (OS: ceil(M/R) ceil(N/C) "
+          "(K+R+C-2) - 1; WS: ceil(K/R) ceil(N/C) (M+2R+C-2) - 1); compute/SS compares the "
+          "stall-free compute span, job/SS the whole job (operand load, drain and output "
+          "included). LB = max(MACs/(R C), input bytes/stream bytes, output bytes/stream "
+          "bytes). Util = MACs / (job cycles x R x C); for N:M rows MACs are the kept ones "
+          "(the array skips the pruned). Projected = job cycles at the clock of the config "
+          "table. numpy times are medians after a warm-up (float32: BLAS sgemm on the float "
+          "operands; int: numpy's own int32 loop on the int8 operands).", ""]
+    notes = [b for b in res["baselines"] if b.get("numpy_int_note")]
+    if notes:
+        L += ["numpy int not measured for: " + ", ".join(b["workload"] for b in notes)
+              + f" ({notes[0]['numpy_int_note']}).", ""]
+    if "utilization" in figures:
+        L += [f"![utilization]({figures['utilization']})", ""]
+    if "scalesim_ratio" in figures:
+        L += [f"![ratio to SCALE-Sim]({figures['scalesim_ratio']})", ""]
+    # roofline
+    L += ["## Roofline", "",
+          "Per cycle, so it holds at any clock. Compute roof = R x C MACs/cycle; memory roof "
+          "= input stream bytes/cycle. Intensity = MACs per input-stream byte as the driver's "
+          "plan streams them (tiling re-sends operands); 'compulsory' counts each operand "
+          "byte once.", ""]
+    L += _table(["workload", "config", "intensity", "compulsory", "roof", "achieved",
+                 "of roof", "bound by"],
+                [[r["workload"], r["config"], _x(r["roofline"]["intensity_macs_per_byte"]),
+                  _x(r["roofline"]["compulsory_intensity_macs_per_byte"]),
+                  _x(r["roofline"]["attainable_macs_per_cycle"]),
+                  _x(r["roofline"]["achieved_macs_per_cycle"]),
+                  _pct(r["roofline"]["fraction_of_roof"]), r["roofline"]["bound_by"]]
+                 for r in res["gemm"]])
+    if "roofline" in figures:
+        L += ["", f"![roofline]({figures['roofline']})"]
+    # amdahl
+    L += ["", "## Amdahl's law: end-to-end offloaded calls", "",
+          "T_e2e = quantize (float32 -> int8, per tensor) + pack (`build_plan`) + link "
+          "(input + result bytes / bandwidth, serial, no latency) + accelerator (job cycles "
+          "at the clock) + dequantize. p = T_sw / (T_sw + T_host) with T_sw = numpy float32 "
+          "(scipy CSR float32 for sparse); s = T_sw / T_acc; S = 1/((1-p) + p/s) = "
+          "(T_sw + T_host) / T_e2e; bound = 1/(1-p). 'x numpy' = T_sw / T_e2e, the plain "
+          "end-to-end speedup over numpy alone.", ""]
+    links = {}
+    for c in res["configs"]:
+        for l in c.get("links", []):
+            links.setdefault(l["name"], (l, []))[1].append(c["key"])
+    L += _table(["link", "bandwidth", "configs", "basis"],
+                [[l["name"], f"{l['bytes_per_s'] / 1e6:,.1f} MB/s", ", ".join(keys), l["basis"]]
+                 for l, keys in links.values()])
+    L += [""]
+    L += _table(["workload", "config", "link", "quantize", "pack", "link time", "dequant",
+                 "accelerator", "host share", "p", "s", "S", "bound", "x numpy"],
+                [[a["workload"], a["config"], a["link"], fmt_s(a["t_quantize_s"]),
+                  fmt_s(a["t_pack_s"]), fmt_s(a["t_link_s"]), fmt_s(a["t_dequantize_s"]),
+                  fmt_s(a["t_acc_s"]), _pct(a["host_share"]), _x(a["accelerated_fraction"], 3),
+                  _x3(a["kernel_speedup"]), _x3(a["achieved_speedup"]), _x3(a["amdahl_bound"]),
+                  _x3(a["e2e_speedup_vs_numpy_f32"])]
+                 for a in res["amdahl"] if a["config"] in ("os", "sparse")])
+    L += ["", "(Rows of the first dense and the first sparse config; bench.json has every "
+          "config.)", ""]
+    if "amdahl" in figures:
+        L += [f"![Amdahl]({figures['amdahl']})", ""]
+    # sparse
+    if res["sparse"]:
+        L += ["## Sparse MAC engine", ""]
+        L += _table(["workload", "config", "rows x cols (p)", "nnz", "density", "source",
+                     "job cycles", "model err", "lane U", "job/LB", "projected", "scipy f32",
+                     "x scipy f32", "x scipy int", "x numpy dense", "dense array cycles",
+                     "x dense array", "exact"],
+                    [[r["workload"], r["config"], f"{r['rows']}x{r['cols']} ({r['p']})",
+                      f"{r['nnz']:,}", f"{r['density']:.3g}", _src(r), f"{r['job_cycles']:,}",
+                      _err(r["model_error"]), _pct(r["lane_utilization"]),
+                      _x(r["job_to_lower_bound"], 3), fmt_s(r["projected_s"]),
+                      fmt_s((base.get(r["workload"], {}).get("scipy_csr_f32") or {})
+                            .get("median_s")),
+                      _x(r["speedup_vs_scipy_f32"]), _x(r["speedup_vs_scipy_int"]),
+                      _x(r["speedup_vs_numpy_dense_f32"]),
+                      f"{r['dense_array_model_cycles']:,}", _x(r["speedup_vs_dense_array"]),
+                      {True: "yes", False: "**NO**", None: "-"}[r["correct"]]]
+                     for r in res["sparse"]])
+        L += ["", "Lane U = nonzeros processed / (lanes x job cycles), X loading and every "
+              "stall included. 'dense array' = the same product on the dense array (analytic "
+              "model), A as a dense M x K operand.", ""]
+        if "sparse_density" in figures:
+            L += [f"![sparse U against density]({figures['sparse_density']})", ""]
+    # design space
+    if res.get("design_space"):
+        L += ["## Design space (analytic model only, not simulated)", ""]
+        designs = []
+        for r in res["design_space"]:
+            if r["design"] not in designs:
+                designs.append(r["design"])
+        ws = [w["name"] for w in res["workloads"]]
+        val = {(r["design"], r["workload"]): r for r in res["design_space"]}
+        L += _table(["design"] + ws,
+                    [[d] + [_pct(val[(d, w)]["utilization"], 0) if (d, w) in val else "-"
+                            for w in ws] for d in designs])
+        if "design_space" in figures:
+            L += ["", f"![design space]({figures['design_space']})"]
+        L += [""]
+    # notes
+    L += ["## Notes", ""]
+    L += [f"- Verilator model build or load per config: " + ", ".join(
+        f"{k} {v:.1f} s" for k, v in res.get("verilator_build_or_load_s", {}).items()) + "."]
+    L += ["- Software baselines share this machine's CPUs with whatever else runs; the load "
+          "average above says how busy it was. Medians after a warm-up damp, not remove, that."]
+    if any(c["clock_source"] == "assumed" for c in res["configs"]):
+        L += [f"- No synthesis result was cached for some configs: their projected times use "
+              f"an assumed {res['assumed_mhz']:g} MHz clock (run `accelgen synth` to replace "
+              f"it with the post-route Fmax). Times, speedups and the DMA bandwidth scale "
+              f"with the clock; cycle counts, utilization and ratios do not."]
+    for n in res.get("notes", []):
+        L += [f"- {n}"]
+    return "\n".join(x for x in L if x is not None) + "\n"
