@@ -30,6 +30,7 @@ COMMANDS: list[str] = [
     "generate",
     "run",
     "bench",
+    "sparse_bench",
     "synth",
     "doctor",
 ]
