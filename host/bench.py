@@ -280,13 +280,17 @@ class _Bench:
                                   if base["numpy_int"] else None),
             roofline=roofline.point(cfg, m=w.m, k=w.k, n=w.n, macs=row["macs"],
                                     job_cycles=job, input_bytes=plan.input_bytes))
+        t_copy = _memcpy_seconds(plan.input_bytes, o.quick)
+        row["pack_memcpy_s"] = t_copy
         amd = []
-        for link in clock["links"]:
-            a = amdahl.offload(t_sw=base["numpy_f32"]["median_s"], t_quantize=t_q,
-                               t_pack=t_pack.median_s, t_dequantize=t_dq, t_acc=proj,
-                               link=link, input_bytes=plan.input_bytes,
-                               output_bytes=plan.output_bytes)
-            amd.append({"workload": w.name, "config": hw.key, "source": row["source"], **a})
+        for packer, tp in (("python", t_pack.median_s), ("memcpy", t_copy)):
+            for link in clock["links"]:
+                a = amdahl.offload(t_sw=base["numpy_f32"]["median_s"], t_quantize=t_q,
+                                   t_pack=tp, t_dequantize=t_dq, t_acc=proj,
+                                   link=link, input_bytes=plan.input_bytes,
+                                   output_bytes=plan.output_bytes)
+                amd.append({"workload": w.name, "config": hw.key, "source": row["source"],
+                            "packer": packer, **a})
         return row, amd
 
     # -- sparse --------------------------------------------------------------------------
@@ -355,13 +359,27 @@ class _Bench:
                    speedup_vs_scipy_f32=base["scipy_csr_f32"]["median_s"] / proj,
                    speedup_vs_scipy_int=base["scipy_csr_int"]["median_s"] / proj,
                    speedup_vs_numpy_dense_f32=base["numpy_dense_f32"]["median_s"] / proj)
+        t_copy = _memcpy_seconds(plan.input_bytes, o.quick)
+        row["pack_memcpy_s"] = t_copy
         amd = []
-        for link in clock["links"]:
-            a = amdahl.offload(t_sw=base["scipy_csr_f32"]["median_s"], t_quantize=t_q.median_s,
-                               t_pack=t_pack.median_s, t_dequantize=0.0, t_acc=proj, link=link,
-                               input_bytes=plan.input_bytes, output_bytes=plan.output_bytes)
-            amd.append({"workload": w.name, "config": key, "source": row["source"], **a})
+        for packer, tp in (("python", t_pack.median_s), ("memcpy", t_copy)):
+            for link in clock["links"]:
+                a = amdahl.offload(t_sw=base["scipy_csr_f32"]["median_s"],
+                                   t_quantize=t_q.median_s, t_pack=tp, t_dequantize=0.0,
+                                   t_acc=proj, link=link, input_bytes=plan.input_bytes,
+                                   output_bytes=plan.output_bytes)
+                amd.append({"workload": w.name, "config": key, "source": row["source"],
+                            "packer": packer, **a})
         return row, amd, {"workload": w.name, **base}
+
+
+def _memcpy_seconds(nbytes: int, quick: bool) -> float:
+    """Time to copy ``nbytes`` once in memory: the floor of any packer (a native one
+    that reorders while it copies, or a DMA scatter-gather list, gets close)."""
+    src = np.ones(max(1, nbytes), dtype=np.uint8)
+    dst = np.empty_like(src)
+    return time_call(lambda: np.copyto(dst, src), warmup=1, min_reps=3 if quick else 5,
+                     min_time=0.0 if quick else 0.02, budget=1.0).median_s
 
 
 def _pack_sparse(cfg, A, X):
@@ -554,7 +572,7 @@ def summarize(res: dict) -> dict:
     out["rtl_rows"] = len(errs)
     by = {}
     for a in res["amdahl"]:
-        by.setdefault(a["config"], {}).setdefault(a["link"], []).append(a)
+        by.setdefault(a["config"], {}).setdefault(f"{a['link']}:{a['packer']}", []).append(a)
     out["amdahl"] = {c: {k: {"e2e_speedup_vs_numpy_f32": _range(x["e2e_speedup_vs_numpy_f32"]
                                                                  for x in v),
                              "kernel_speedup": _range(x["kernel_speedup"] for x in v),

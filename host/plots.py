@@ -144,13 +144,12 @@ def amdahl(res, path, config=None):
     rows = [a for a in rows if a["config"] == config]
     fig, ax = plt.subplots(figsize=(8, 5.5))
     p = np.linspace(0, 0.9999, 400)
-    for s in (1.0, 2.0, 10.0, 100.0, float("inf")):
+    for s, idx in ((1.0, 360), (2.0, 360), (5.0, 340), (20.0, 300), (float("inf"), 250)):
         S = 1 / ((1 - p) + (p / s if s != float("inf") else 0))
         ax.plot(p, S, color="0.6", linewidth=0.9,
                 linestyle="--" if s == float("inf") else "-")
         lab = "s = inf (Amdahl bound)" if s == float("inf") else f"s = {s:g}"
-        idx = 330 if s != float("inf") else 300
-        ax.text(p[idx], S[idx], lab, fontsize=7, color="0.4", va="bottom")
+        ax.text(p[idx], S[idx], lab, fontsize=7, color="0.4", va="bottom", ha="right")
     links = []
     for a in rows:
         if a["link"] not in links:
@@ -161,14 +160,23 @@ def amdahl(res, path, config=None):
             names = {l["key"]: l["name"] for l in c.get("links", [])}
     markers = ["o", "s", "^"]
     for i, key in enumerate(links):
-        sel = [a for a in rows if a["link"] == key]
-        ax.scatter([a["accelerated_fraction"] for a in sel], [a["achieved_speedup"] for a in sel],
-                   color=_COLORS[i], marker=markers[i % 3], s=30, zorder=3,
-                   label=f"{names.get(key, key)}")
-        for a in sel:
-            if key == links[0]:
-                ax.annotate(a["workload"], (a["accelerated_fraction"], a["achieved_speedup"]),
-                            fontsize=6, xytext=(3, 3), textcoords="offset points", color="0.3")
+        for packer, face, what in (("python", _COLORS[i], "driver's Python packing"),
+                                   ("memcpy", "none", "packing at memcpy speed")):
+            sel = [a for a in rows if a["link"] == key and a.get("packer", "python") == packer]
+            if not sel:
+                continue
+            ax.scatter([a["accelerated_fraction"] for a in sel],
+                       [a["achieved_speedup"] for a in sel], facecolors=face,
+                       edgecolors=_COLORS[i], marker=markers[i % 3], s=30, zorder=3,
+                       label=f"{names.get(key, key)}, {what}")
+            if i == 0 and packer == "memcpy":
+                for a in sel:
+                    ax.annotate(a["workload"], (a["accelerated_fraction"],
+                                                a["achieved_speedup"]),
+                                fontsize=6, xytext=(3, 3), textcoords="offset points",
+                                color="0.3")
+    top = max(a["achieved_speedup"] for a in rows)
+    ax.set_ylim(0.8, max(10.0, 3 * top))
     ax.set_yscale("log")
     ax.set_xlim(0, 1)
     ax.set_xlabel("accelerated fraction p = T_sw / (T_sw + T_host)")
@@ -177,7 +185,7 @@ def amdahl(res, path, config=None):
                  "(s = kernel speedup over numpy float32; host share: quantize, pack, link, "
                  "dequantize)", fontsize=9)
     ax.grid(which="both", alpha=0.2)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=6, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
