@@ -15,7 +15,7 @@ beat, whatever ``L`` is, so long rows spread over many beats cost nothing extra.
 Arithmetic wraps modulo ``2**acc_bits`` (two's complement), as the accumulators do.
 """
 
-from amaranth import Module, Signal, Mux, Cat, signed
+from amaranth import Module, Signal, Mux, signed
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 

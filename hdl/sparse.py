@@ -46,7 +46,7 @@ frame, which the host is sending, is discarded up to TLAST even across a new STA
 (the next job's X load begins after that TLAST).
 """
 
-from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth import ClockDomain, ClockSignal, ResetSignal, ResetInserter

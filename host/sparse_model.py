@@ -25,13 +25,14 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
+from accelgen.hdl.sparse import PIPELINE, QUEUE_DEPTH
 from accelgen.hdl.sparse_config import SparseConfig
 
 __all__ = ["SparsePrediction", "predict_sparse_job", "predict_sparse", "beat_rounds",
            "SETUP_CYCLES", "queue_capacity", "pipeline_depth"]
 
-SETUP_CYCLES = 2            # SETUP, CHECK (JOB_CYCLES starts counting at SETUP)
-PRE_REDUCE = 3              # read, select, multiply registers after the gather stage
+SETUP_CYCLES = 2                    # SETUP, CHECK (JOB_CYCLES starts counting at SETUP)
+PRE_REDUCE = len(PIPELINE) - 1      # read, select, multiply registers after the gather stage
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ def _pow2_at_least(n: int) -> int:
 
 def queue_capacity(cfg: SparseConfig) -> int:
     """Rows the compaction queue holds (see :class:`accelgen.hdl.rowqueue.CompactionQueue`)."""
-    from accelgen.hdl.sparse import QUEUE_DEPTH
     return _pow2_at_least(max(cfg.lanes, cfg.rows_per_beat)) * QUEUE_DEPTH
 
 
