@@ -188,13 +188,38 @@ def critical_paths(report) -> list[dict]:
     return out
 
 
+def _is_carry(step: Mapping) -> bool:
+    # Steps inside a carry chain: FCI/FCO (ECP5 CCU2C), CIN/COUT (iCE40 SB_CARRY).
+    ends = (".FCO", ".FCI", ".CIN", ".COUT", ".CI", ".CO")
+    return step["to"].endswith(ends) or (step["type"] == "routing" and step["delay_ns"] == 0
+                                         and bool(step["net"]) and "CIN" in step["net"])
+
+
+def _short(name: str, width: int = 72) -> str:
+    return name if len(name) <= width else name[:width // 2 - 2] + "..." + name[-width // 2 + 1:]
+
+
 def format_path(path: Mapping) -> str:
-    """A critical path as text, one step per line."""
+    """A critical path as text, one step per line; carry chains folded into one line."""
     lines = [f"{path['delay_ns']:.2f} ns ({path['logic_ns']:.2f} logic, "
-             f"{path['routing_ns']:.2f} routing): {path['start']} -> {path['end']}"]
-    for s in path["steps"]:
+             f"{path['routing_ns']:.2f} routing): {_short(path['start'], 60)} -> "
+             f"{_short(path['end'], 60)}"]
+    steps = list(path["steps"])
+    i = 0
+    while i < len(steps):
+        if _is_carry(steps[i]):
+            j = i
+            while j < len(steps) and _is_carry(steps[j]):
+                j += 1
+            cells = sum(1 for s in steps[i:j] if s["type"] == "logic")
+            delay = sum(s["delay_ns"] for s in steps[i:j])
+            lines.append(f"  {delay:6.3f}  carry     {cells} carry-chain steps")
+            i = j
+            continue
+        s = steps[i]
         what = f"net {s['net']}" if s["net"] else s["to"]
-        lines.append(f"  {s['delay_ns']:6.3f}  {s['type']:<9} {what}")
+        lines.append(f"  {s['delay_ns']:6.3f}  {s['type']:<9} {_short(what)}")
+        i += 1
     return "\n".join(lines)
 
 

@@ -82,21 +82,27 @@ def test_part_code_type_error():
 # --- report parsing ---------------------------------------------------------------------------
 
 def test_nextpnr_report_parses():
+    # Captured from `accelgen synth` of a 2x2 int8 array on an LFE5U-25F (out of context).
     path = DATA / "nextpnr_report_ecp5.json"
     util = report.utilization(path, "ecp5")
     assert set(util) >= {"LUT4", "FF", "MULT18X18D", "EBR"}
     for entry in util.values():
         assert 0 <= entry["used"] <= entry["available"]
-    assert util["MULT18X18D"] == {"used": 1, "available": 156}
+    assert util["MULT18X18D"] == {"used": 15, "available": 28}
+    assert util["LUT4"] == {"used": 6032, "available": 24288}
     fmax, clock = report.fmax(path)
-    assert fmax == pytest.approx(150.85, abs=0.01)
+    assert fmax == pytest.approx(89.46, abs=0.01)
     assert "clk" in clock
     paths = report.critical_paths(path)
     assert paths and paths[0]["delay_ns"] >= paths[-1]["delay_ns"]
     worst = paths[0]
+    assert worst["delay_ns"] == pytest.approx(1000 / fmax, rel=1e-3)
     assert worst["delay_ns"] == pytest.approx(worst["logic_ns"] + worst["routing_ns"], abs=1e-3)
+    assert worst["start_module"] == "design.core.loader"
     assert any(s["type"] == "routing" and s["net"] for s in worst["steps"])
-    assert "ns" in report.format_path(worst)
+    text = report.format_path(worst)
+    assert text.startswith("11.18 ns") and "27 carry-chain steps" in text
+    assert len(text.splitlines()) < 25 and max(map(len, text.splitlines())) < 140
 
 
 def test_ice40_utilization_splits_logic_cells():
@@ -172,6 +178,26 @@ def test_fit_check_counts_what_cannot_fit():
     assert fit_problems({"LUT4": 100, "TRELLIS_FF": 50, "MULT18X18D": 28}, part) == []
     assert fit_problems({"LUT4": 24000, "CCU2C": 200, "MULT18X18D": 30}, part) == [
         "24400 LUT4 (has 24288)", "30 MULT18X18D (has 28)"]
+
+
+def test_sta_on_a_routed_sdf_matches_nextpnr(tmp_path):
+    """SDF of mult8.v (registered 8x8 multiply and accumulate) routed on an LFE5U-85F at
+    150 MHz; nextpnr reported 150.85 MHz, i.e. a 6.629 ns critical path."""
+    import gzip
+    from accelgen.boards import sta
+    sdf = tmp_path / "mult8.sdf"
+    sdf.write_bytes(gzip.decompress((DATA / "mult8_ecp5.sdf.gz").read_bytes()))
+    paths = sta.top_paths(sdf, count=5)
+    assert [p["group"] for p in paths] == ["p", "y"]
+    worst = paths[0]
+    assert worst["delay_ns"] == pytest.approx(6.629, abs=0.002)
+    assert worst["start"].startswith("ar_TRELLIS_FF_Q") and worst["end"].startswith("p_TRELLIS_FF")
+    cells = [pin["pin"].rsplit("/", 1)[0] for pin in worst["path"]]
+    assert any("MULT18X18D" in c for c in cells)
+    arrivals = [pin["arrival_ns"] for pin in worst["path"]]
+    assert arrivals == sorted(arrivals)
+    assert sta.endpoint_group("design.core.array.pe_1_2.acc_TRELLIS_FF_Q_12") == \
+        "design.core.array.pe_*.acc"
 
 
 # --- cache ------------------------------------------------------------------------------------
