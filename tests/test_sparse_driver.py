@@ -229,6 +229,12 @@ def test_error_jobs_verilator():
     dev.send(frame)
     dev.recv(-(-10 // cfg.rows_per_beat) * beat, timeout_cycles=20_000)
     assert finish() >> 8 == codes["ROW_MISMATCH"]
+    # SOFT_RESET abandons a job waiting for its frame; the core is idle and usable again
+    _job(dev, rm, 9, 40, E)
+    assert dev.read(status) & 0b1
+    dev.write(rm.offset("CTRL"), 0b10)
+    assert dev.read(status) & 0b11 == 0
+    _check(cfg, "verilator", A, seed=3)
     # the plan reports a failed job by name
     bad = plan_spmv(cfg, A, x)
     ops = [("write", op[1], 35) if op[0] == "write" and op[1] == rm.offset("COLS") else op
