@@ -173,9 +173,13 @@ def test_results_parsing(tmp_path):
         '<testcase name="a" classname="m" sim_time_ns="100"/>'
         '<testcase name="b" classname="m" sim_time_ns="50"><failure message="boom"/></testcase>'
         '<testcase name="c" classname="m" sim_time_ns="0"><skipped/></testcase>'
+        '<testcase name="d" classname="m"><properties>'
+        '<property name="sim_time_start" value="200.0"/><property name="sim_time_stop" '
+        'value="260.5"/></properties></testcase>'
         '</testsuite></testsuites>')
     run = runner.parse_results(xml, "icarus")
-    assert (run.tests, run.failed, run.skipped, run.passed) == (3, 1, 1, 1)
+    assert (run.tests, run.failed, run.skipped, run.passed) == (4, 1, 1, 2)
     assert run.failures == [("b", "boom")]
     assert run.windows["b"] == (100.0, 150.0)
-    assert run.summary().startswith("cocotb[icarus]: 1 passed, 1 failed, 1 skipped")
+    assert run.windows["d"] == (200.0, 260.5)
+    assert run.summary().startswith("cocotb[icarus]: 2 passed, 1 failed, 1 skipped")

@@ -276,9 +276,13 @@ def parse_results(xml: Path, sim: str = "") -> CocotbRun:
         name = case.get("name", "?")
         names.append(name)
         tests += 1
-        span = float(case.get("sim_time_ns", 0) or 0)
-        windows[name] = (t, t + span)
-        t += span
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if "sim_time_start" in props and "sim_time_stop" in props:
+            windows[name] = (float(props["sim_time_start"]), float(props["sim_time_stop"]))
+        else:               # older cocotb: durations only, tests run back to back
+            span = float(case.get("sim_time_ns", 0) or 0)
+            windows[name] = (t, t + span)
+            t += span
         bad = case.find("failure")
         if bad is None:
             bad = case.find("error")

@@ -325,7 +325,7 @@ def _error_case(cfg, case: str):
         "a_overflow": (R * (cfg.a_depth + 1), 1, 1, "A_OVERFLOW", None),
         "b_overflow": (1, 1, C * (cfg.b_depth + 1), "B_OVERFLOW", None),
         "c_overflow": (R * side, 1, C * side, "C_OVERFLOW", None),
-        "short_stream": (R, 4, 2 * C, "SHORT_STREAM", "a_only"),
+        "short_stream": (R, 4, 2 * C, "SHORT_STREAM", "half"),
         "short_stream_late": (R, 4, 12 * C, "SHORT_STREAM", "drop_last"),
         "long_stream": (R, 4, 2 * C, "LONG_STREAM", "extra"),
     }[case]
@@ -357,10 +357,10 @@ async def error_job(dut, case: str):
         assert len(plan.jobs) == 1
         frame = next(op[1] for op in plan.ops if op[0] == "send")
         out_bytes = plan.jobs[0].out_bytes
-        a_bytes = len(frame) - _b_segment_bytes(cfg, M, K, N)
-        frame = {"a_only": frame[:a_bytes],
-                 "drop_last": frame[:-bb],
-                 "extra": frame + bytes(2 * bb)}[edit]
+        beats = len(frame) // bb
+        frame = {"half": frame[:max(1, beats // 2) * bb],        # TLAST early
+                 "drop_last": frame[:-bb],                         # TLAST on the last-but-one
+                 "extra": frame + bytes(2 * bb)}[edit]             # two beats too many
     jobs_before = await tb.read("JOBS")
     for name, value in (("M", M), ("K", K), ("N", N), ("MODE", 0)):
         await tb.write(name, value)
@@ -389,16 +389,6 @@ async def error_job(dut, case: str):
     tb.monitor.in_frames.clear()
     tb.monitor.out_frames.clear()
     await _run_scenario(tb, "single")
-
-
-def _b_segment_bytes(cfg, M, K, N) -> int:
-    from accelgen.hdl.gearbox import beats_for
-    ceil = lambda a, b: -(-a // b)                        # noqa: E731
-    if cfg.dataflow == "os":
-        nb = ceil(N, cfg.cols) * K
-    else:
-        nb = ceil(K, cfg.rows) * ceil(N, cfg.cols) * cfg.rows
-    return beats_for(nb, cfg.b_word_bits, cfg.stream_bits) * cfg.stream_bits // 8
 
 
 # -- exact protocol: cross-simulator equivalence ---------------------------------------
