@@ -78,7 +78,7 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     modes = dsp_modes(dsp)
     for mode in modes:
         try:
-            return _cached_board(config, platform, part, target, baud, fifo_depth, seed, mode,
+            return _cached_board(config, board, part, target, baud, fifo_depth, seed, mode,
                                  found, env, progress, use_cache)
         except SynthError as error:
             if mode == modes[-1] or not dsp_shortfall(error):
@@ -88,8 +88,10 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     raise AssertionError("unreachable")
 
 
-def _cached_board(config, platform, part, target, baud, fifo_depth, seed, dsp, found, env,
+def _cached_board(config, board, part, target, baud, fifo_depth, seed, dsp, found, env,
                   progress, use_cache):
+    # A platform can prepare one design only: each attempt gets a fresh one.
+    platform = board_platform(board)
     tool_info = _tool_info(found)
     material = {"flow": "board", "config_hash": config.config_hash,
                 "source_digest": cache.source_digest(), "board": type(platform).__name__,

@@ -256,6 +256,9 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     if not target > 0:
         raise ValueError(f"Target clock must be a positive frequency in MHz, not {target_mhz!r}")
     modes = dsp_modes(dsp)
+    dsp_blocks = part.resources.get("MULT18X18D", part.resources.get("SB_MAC16", 0))
+    if dsp == "auto" and config.rows * config.cols > dsp_blocks:
+        modes = tuple(m for m in modes if m != "array")   # the array alone is too many
     found = select_tools(["yosys", part.nextpnr_tool], tools)
     for mode in modes:
         try:

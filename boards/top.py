@@ -6,7 +6,7 @@ Data path on the board::
                                               --AXI4-Stream-> GemmTop (s_axis_*)
     host <--UART pins-- UARTTx <-- UARTBridge <-AXI4-Stream-- GemmTop (m_axis_*)
 
-The board's default clock feeds a PLL (ECP5 ``EHXPLLL``, iCE40 ``SB_PLL40_CORE``)
+The board's default clock feeds a PLL (ECP5 ``EHXPLLL``, iCE40 ``SB_PLL40_PAD``)
 programmed for the frequency closest to the requested one; the ``sync`` domain
 (accelerator, bridge, UART) runs on it and stays in reset until the PLL locks.
 LED 0, if the board has one, shows the lock. See :mod:`.bridge` for the protocol.
@@ -54,7 +54,7 @@ class PLLSetting:
     Members
     -------
     primitive : str
-        ``"EHXPLLL"`` or ``"SB_PLL40_CORE"``.
+        ``"EHXPLLL"`` or ``"SB_PLL40_PAD"``.
     f_in, f_out, f_vco : float
         Input, output and VCO frequencies in Hz.
     params : dict
@@ -111,7 +111,7 @@ def ecp5_pll(f_in: float, f_out: float) -> PLLSetting:
 
 
 def ice40_pll(f_in: float, f_out: float) -> PLLSetting:
-    """``SB_PLL40`` dividers (simple feedback) for ``f_out`` from ``f_in`` (the ``icepll`` search).
+    """``SB_PLL40_PAD`` dividers (simple feedback) for ``f_out`` from ``f_in`` (the ``icepll`` search).
 
     Limits (iCE40 sysCLOCK): input 10..133 MHz, PFD 10..133 MHz, VCO 533..1066 MHz,
     output 16..275 MHz.
@@ -146,7 +146,7 @@ def ice40_pll(f_in: float, f_out: float) -> PLLSetting:
     filter_range = next(i for i, lim in enumerate((17, 26, 44, 66, 101, 1e9), 1) if pfd < lim)
     params = {"FEEDBACK_PATH": "SIMPLE", "DIVR": divr, "DIVF": divf, "DIVQ": divq,
               "FILTER_RANGE": filter_range}
-    return PLLSetting("SB_PLL40_CORE", f_in, out * 1e6, vco * 1e6, params)
+    return PLLSetting("SB_PLL40_PAD", f_in, out * 1e6, vco * 1e6, params)
 
 
 class BoardTop(Elaboratable):
@@ -154,7 +154,8 @@ class BoardTop(Elaboratable):
 
     Parameters
     ----------
-    config : GemmConfig
+    config : GemmConfig or LoopbackConfig
+        The accelerator, or the bring-up stand-in of :mod:`.loopback`.
     clock_hz : float or None
         Requested accelerator clock; ``None`` runs at the board's own clock
         without a PLL.
@@ -187,12 +188,18 @@ class BoardTop(Elaboratable):
 
         m = Module()
         f_in = platform.default_clk_frequency
-        clk_in = platform.request(platform.default_clk, 0).i
         m.domains.sync = ClockDomain("sync")
         clk = Signal()
         locked = Signal()
         family = "ecp5" if platform.device.upper().startswith("LFE5") else "ice40"
-        if self.clock_hz is None or abs(self.clock_hz - f_in) < 1:
+        use_pll = self.clock_hz is not None and abs(self.clock_hz - f_in) >= 1
+        if use_pll and family == "ice40":
+            # The iCE40 PLL takes its reference from the pad itself (SB_PLL40_PAD);
+            # a clock that went through an input buffer cannot reach it.
+            clk_pad = platform.request(platform.default_clk, 0, dir="-")
+        else:
+            clk_in = platform.request(platform.default_clk, 0).i
+        if not use_pll:
             self.clock_hz_actual = f_in
             m.d.comb += [clk.eq(clk_in), locked.eq(1)]
         else:
@@ -211,15 +218,21 @@ class BoardTop(Elaboratable):
                     i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0)
             else:
                 m.submodules.pll = Instance(
-                    "SB_PLL40_CORE", **params, p_PLLOUT_SELECT="GENCLK",
-                    i_REFERENCECLK=clk_in, o_PLLOUTGLOBAL=clk, o_LOCK=locked,
+                    "SB_PLL40_PAD", **params, p_PLLOUT_SELECT="GENCLK",
+                    io_PACKAGEPIN=clk_pad.io, o_PLLOUTGLOBAL=clk, o_LOCK=locked,
                     i_RESETB=1, i_BYPASS=0)
         m.d.comb += ClockSignal("sync").eq(clk)
         platform.add_clock_constraint(clk, self.clock_hz_actual)
         m.submodules.rst_sync = ResetSynchronizer(~locked, domain="sync")
 
-        m.submodules.acc = acc = build_top(self.config, own_domain=False)
-        m.submodules.bridge = bridge = UARTBridge(acc.regmap.addr_width, self.config.stream_bits,
+        from .loopback import LoopbackConfig, LoopbackDevice
+        if isinstance(self.config, LoopbackConfig):
+            m.submodules.acc = acc = LoopbackDevice(self.config)
+            addr_width = acc.addr_width
+        else:
+            m.submodules.acc = acc = build_top(self.config, own_domain=False)
+            addr_width = acc.regmap.addr_width
+        m.submodules.bridge = bridge = UARTBridge(addr_width, self.config.stream_bits,
                                                   fifo_depth=self.fifo_depth,
                                                   timeout=int(self.clock_hz_actual // 100))
         connect_bridge(m, bridge, acc)

@@ -59,6 +59,9 @@ def add_parser(subparsers):
     p.add_argument("--dsp", choices=("auto", "all", "array", "none"), default="auto",
                    help="multipliers on DSP blocks: all, only the PE array's, none; auto "
                         "(default) tries them in that order until the design fits")
+    p.add_argument("--loopback", action="store_true",
+                   help="with --board: build the bring-up stand-in (scratch registers, stream "
+                        "loopback) behind the UART bridge instead of the accelerator")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON here "
                    "(and a markdown table next to it, .md)")
     p.add_argument("--out", default="results/synth", metavar="DIR",
@@ -230,6 +233,11 @@ def run(args) -> int:
     if not (args.part or args.board or args.asic):
         raise CliError("say where to synthesize: --part CODE, --board NAME, --asic or --table")
     cfg = load_config(args)
+    if args.loopback:
+        if not args.board:
+            raise CliError("--loopback is a board build: give --board NAME")
+        from accelgen.boards.loopback import LoopbackConfig
+        cfg = LoopbackConfig()
     results, status = [], 0
     try:
         with _Progress() as progress:
