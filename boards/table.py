@@ -135,4 +135,8 @@ def render_markdown(data: dict) -> str:
     tools = next((r.get("tools") for r in data["ecp5"] + data["ice40"] if r.get("tools")), None)
     if tools:
         lines.append("Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".")
+    digest = next((r.get("source_digest") for r in data["ecp5"] + data["ice40"]
+                   if r.get("source_digest")), None)
+    if digest:
+        lines.append(f"HDL and flow source digest: `{digest}`.")
     return "\n".join(lines) + "\n"
