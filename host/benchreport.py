@@ -5,7 +5,7 @@ README quotes. Every number comes from the result dict; nothing is recomputed he
 except formatting.
 """
 
-__all__ = ["report", "headline", "fmt_s"]
+__all__ = ["report", "headline", "readme_section", "update_readme", "fmt_s"]
 
 
 def fmt_s(s) -> str:
@@ -283,3 +283,91 @@ def report(res: dict, figures: dict) -> str:
     for n in res.get("notes", []):
         L += [f"- {n}"]
     return "\n".join(x for x in L if x is not None) + "\n"
+
+
+def workload_table(res: dict) -> str:
+    """One line per dense workload: both dense configs side by side, then N:M."""
+    rows = {(r["workload"], r["config"]): r for r in res["gemm"]}
+    keys = [c["key"] for c in res["configs"] if c["kind"] == "gemm"]
+    main = keys[:2]
+    extra = keys[2:]
+    base = {b["workload"]: b for b in res["baselines"]}
+    head = ["workload", "MxKxN"]
+    for k in main:
+        head += [f"{k} source", f"{k} cycles", f"{k} util", f"{k} job/SS"]
+    head += [f"{k} util (cycles)" for k in extra]
+    head += ["numpy f32", f"x numpy f32 ({main[0]})" if main else "x numpy f32"]
+    out = []
+    for w in res["workloads"]:
+        line = [w["name"], f"{w['m']}x{w['k']}x{w['n']}"]
+        for k in main:
+            r = rows.get((w["name"], k))
+            line += ([_src(r), f"{r['job_cycles']:,}", _pct(r["utilization"]),
+                      _x(r["job_to_scalesim"], 3)] if r else ["-"] * 4)
+        for k in extra:
+            r = rows.get((w["name"], k))
+            line.append(f"{_pct(r['utilization'])} ({r['job_cycles']:,}, {_src(r)})"
+                        if r else "-")
+        r0 = rows.get((w["name"], main[0])) if main else None
+        line += [fmt_s((base.get(w["name"], {}).get("numpy_f32") or {}).get("median_s")),
+                 _x(r0["speedup_vs_numpy_f32"]) if r0 else "-"]
+        out.append(line)
+    return "\n".join(_table(head, out)) + "\n"
+
+
+def readme_section(res: dict, figdir: str) -> str:
+    """The README's "Benchmarks" section: headline tables and figures of ``res``, with
+    the command line that produced them. ``figdir`` is where the PNGs are, relative
+    to the README."""
+    figs = res.get("figures", {})
+    s = res["summary"]
+    m = res["machine"]
+    L = ["## Benchmarks", "",
+         "Produced by (figures and full report in "
+         f"[`{figdir}/`]({figdir}/report.md), every number in "
+         f"[`{figdir}/bench.json`]({figdir}/bench.json)):", "", "```",
+         res["command"], "```", "",
+         f"{res['created'][:10]}, {res['elapsed_s'] / 60:.0f} min on {m.get('cpu')} "
+         f"({m.get('usable_cpus', m.get('logical_cpus'))} CPUs shared with other jobs; "
+         f"software baselines are medians after a warm-up, numpy float32 with the faster of "
+         f"OpenBLAS on all threads or one). Rows measured on the RTL: {s['rtl_rows']}; model "
+         f"error on them "
+         f"{_rng(s['model_error_rtl_rows'], _err)}. Cycle counts come from the accelerator's "
+         f"own counters (Verilator); wall times project them at the clock in the last column.",
+         "", headline(res), workload_table(res)]
+    if any(c["clock_source"] == "assumed" for c in res["configs"]):
+        L += [f"Clock: no synthesis result was cached for the benchmarked configs when this "
+              f"ran, so times use an assumed {res['assumed_mhz']:g} MHz (`accelgen synth` "
+              f"caches the post-route Fmax, which the next run picks up). Speedups scale "
+              f"linearly with it; cycles, utilization and ratios do not.", ""]
+    L += ["How to read it: utilization is MACs / (job cycles x R x C) over the whole call "
+          "(operand streaming, fill, drain, result streaming); SCALE-Sim ratios below 1 mean "
+          "fewer cycles than SCALE-Sim 3.0's stall-free count for the same array (it drains "
+          "every fold; the RTL overlaps folds); the lower bound is max(compute, input bytes, "
+          "output bytes) over the stream width. The Amdahl rows are end-to-end offloads of "
+          "float32 calls: quantize, pack, link, accelerator, dequantize.", ""]
+    for key, alt in (("utilization", "utilization by workload"),
+                     ("scalesim_ratio", "ratio to the SCALE-Sim anchor"),
+                     ("roofline", "roofline"), ("amdahl", "Amdahl's law"),
+                     ("sparse_density", "sparse lane utilization against density"),
+                     ("design_space", "design space by the model")):
+        if key in figs:
+            L += [f"![{alt}]({figdir}/{figs[key]})", ""]
+    return "\n".join(L)
+
+
+def update_readme(path, section: str) -> None:
+    """Replace the README's "## Benchmarks" section (up to the next "## " heading) by
+    ``section``, or append it if there is none."""
+    from pathlib import Path
+    p = Path(path)
+    lines = p.read_text().splitlines()
+    start = next((i for i, l in enumerate(lines) if l.strip() == "## Benchmarks"), None)
+    new = section.rstrip("\n").splitlines()
+    if start is None:
+        lines = lines + [""] + new
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        lines = lines[:start] + new + ([""] + lines[end:] if end < len(lines) else [])
+    p.write_text("\n".join(lines) + "\n")

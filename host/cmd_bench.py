@@ -58,6 +58,9 @@ def add_parser(subparsers):
                    help="skip the model-only design-space table")
     p.add_argument("--seed", type=int, default=0, help="operand seed (default: 0)")
     p.add_argument("--list", action="store_true", help="list workloads and tags, then exit")
+    p.add_argument("--update-readme", metavar="README.md", default=None,
+                   help="replace that file's '## Benchmarks' section with this run's headline "
+                        "tables and figures (linked relative to it)")
     return p
 
 
@@ -247,6 +250,12 @@ def run_workloads(args) -> int:
         res["figures"] = figures = plots.write_all(res, out)
     (out / "bench.json").write_text(json.dumps(res, indent=1, default=_json_default))
     (out / "report.md").write_text(benchreport.report(res, figures))
+    if args.update_readme:
+        import os
+        readme = Path(args.update_readme)
+        rel = os.path.relpath(out.resolve(), readme.resolve().parent)
+        benchreport.update_readme(readme, benchreport.readme_section(res, rel))
+        print(f"updated the Benchmarks section of {readme}")
     print(benchreport.headline(res))
     for n in res["notes"]:
         print(f"note: {n}")
@@ -275,6 +284,8 @@ def _argv_echo(args) -> list:
         parts.append("--no-design-space")
     if args.seed:
         parts += ["--seed", str(args.seed)]
+    if args.update_readme:
+        parts += ["--update-readme", args.update_readme]
     return parts
 
 

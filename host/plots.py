@@ -40,7 +40,7 @@ def _hbars(res, path, field, xlabel, title, ref=None, xfmt=None):
     workloads, keys, val = _gemm_matrix(res, field)
     if not keys:
         return None
-    fig, ax = plt.subplots(figsize=(9, 0.42 * len(workloads) * max(1, len(keys) / 2) + 1.6))
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(workloads) * max(1, len(keys) / 2) + 1.8))
     h = 0.8 / len(keys)
     y = np.arange(len(workloads))
     for i, key in enumerate(keys):
