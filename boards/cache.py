@@ -5,8 +5,9 @@ defaults to ``~/.cache/accelgen``), next to the tool logs and reports of the run
 The key hashes everything the result depends on:
 
 * the config hash (the config's canonical JSON);
-* a digest of the HDL sources (``accelgen.hdl``) and of the synthesis flow
-  (``accelgen.boards``), because the RTL of a config changes when they do;
+* a digest of the HDL sources (``accelgen.hdl``) and of the modules of
+  ``accelgen.boards`` that shape a netlist (:data:`NETLIST_MODULES`), because the
+  netlist of a config changes when they do;
 * the flow (out-of-context, board build, ASIC estimate), the part or board and
   the target clock (nextpnr's placement is timing driven), the seed;
 * the versions of Amaranth, Yosys and nextpnr.
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["DEFAULT_PART", "cache_dir", "source_digest", "entry_key", "lookup", "store_dir",
+__all__ = ["DEFAULT_PART", "NETLIST_MODULES", "cache_dir", "source_digest", "entry_key", "lookup", "store_dir",
            "iter_results", "cached_fmax", "locked", "discard", "raise_known_misfit"]
 
 #: The part whose Fmax the driver's reports quote by default.
@@ -49,24 +50,36 @@ def cache_dir() -> Path:
     return Path(root) / "synth"
 
 
+#: Modules of :mod:`accelgen.boards` that shape a netlist (harness, synthesis scripts,
+#: board top, UART, bridge, stand-in). Editing reports, caching or the CLI keeps
+#: cached results valid.
+NETLIST_MODULES = ("harness.py", "flow.py", "build.py", "top.py", "uart.py", "bridge.py",
+                   "loopback.py", "asic.py")
+
+
 @lru_cache(maxsize=None)
-def _tree_digest(folder: str) -> str:
+def _files_digest(folder: str, names: tuple[str, ...] | None) -> str:
     h = hashlib.sha256()
-    for path in sorted(Path(folder).glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    paths = sorted(Path(folder).glob("*.py")) if names is None else \
+        [Path(folder) / n for n in sorted(names)]
+    for path in paths:
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
 def source_digest() -> str:
-    """Digest of the HDL and synthesis-flow sources (16 hex digits).
+    """Digest of the sources a netlist depends on (16 hex digits).
 
-    A change to any module of ``accelgen.hdl`` or ``accelgen.boards`` can change
-    the netlist of a config whose config hash stays the same.
+    Every module of ``accelgen.hdl`` and the :data:`NETLIST_MODULES` of
+    ``accelgen.boards``: a change to them can change the netlist of a config whose
+    config hash stays the same. Computed once per process.
     """
     from accelgen import hdl
     here = Path(__file__).parent
     hdl_dir = Path(hdl.__file__).parent
-    return hashlib.sha256((_tree_digest(str(hdl_dir)) + _tree_digest(str(here))).encode()
+    return hashlib.sha256((_files_digest(str(hdl_dir), None)
+                           + _files_digest(str(here), NETLIST_MODULES)).encode()
                           ).hexdigest()[:16]
 
 
