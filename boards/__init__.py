@@ -16,9 +16,12 @@ top
     Board top: PLL, UART bridge, accelerator.
 uart, bridge
     8N1 UART and the UART-to-AXI bridge with its documented protocol.
+loopback
+    Bring-up stand-in for the accelerator (scratch registers, stream loopback).
 asic
     Technology-independent Yosys synthesis: cell counts and a transistor estimate.
-report, cache, runner, table
-    Report parsing, the result cache (and ``cached_fmax``), tool runs, the
-    benchmark table.
+report, sta
+    nextpnr and Yosys report parsing; the worst register groups from the routed SDF.
+cache, runner, table
+    The result cache (and ``cached_fmax``), tool runs, the benchmark table.
 """
