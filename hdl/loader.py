@@ -11,7 +11,8 @@ the array sequencer can start on a fold as soon as its operands are present
 
 Framing errors: TLAST before the last B word is ``short``; no TLAST on the beat
 holding the last B word is ``long`` (the loader then discards beats up to and
-including the next TLAST). After an abort the loader also discards the rest of
+including the next TLAST, even past a new job's start: that job's frame comes
+after it). After an abort the loader also discards the rest of
 the frame, up to TLAST, unless a new job starts first.
 """
 
@@ -121,27 +122,44 @@ class Loader(wiring.Component):
                         m.d.sync += [self.err_short.eq(1), q.eq(0)]
                         m.next = "IDLE"
 
+        # A frame cut off mid-way (abort, or no TLAST where it was due) is certainly still
+        # arriving: its remainder is discarded even if a new job starts first ("hard").
+        # A rejected job's frame may never come: a new job cancels that discard.
+        hard = Signal()
+
         def common():
                 with m.If(self.abort):
                     m.d.sync += [buf_valid.eq(0), sub.eq(0), q.eq(0)]
                     with m.If(self.busy):
-                        m.d.sync += discard.eq(1)
+                        m.d.sync += [discard.eq(1), hard.eq(1)]
                     m.next = "IDLE"
                 with m.If(self.flush):
-                    m.d.sync += discard.eq(1)
-                with m.If(self.cancel):
+                    m.d.sync += [discard.eq(1), hard.eq(0)]
+                with m.If(self.cancel & ~hard):
                     m.d.sync += discard.eq(0)
                 with m.If(self.start):
                     m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
-                                 q.eq(0), discard.eq(0)]
-                    m.next = "A"
+                                 q.eq(0)]
+                    with m.If(discard & hard):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += discard.eq(0)
+                        m.next = "A"
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.s_ready.eq(discard)
                 with m.If(discard & self.s_valid & self.s_last):
-                    m.d.sync += discard.eq(0)
+                    m.d.sync += [discard.eq(0), hard.eq(0)]
                 common()
+            with m.State("DRAIN"):
+                # a job started while the tail of a cut-off frame is still coming
+                m.d.comb += [self.s_ready.eq(1), self.busy.eq(1)]
+                with m.If(self.s_valid & self.s_last):
+                    m.d.sync += [discard.eq(0), hard.eq(0)]
+                    m.next = "A"
+                with m.If(self.abort):
+                    m.next = "IDLE"
 
             def to(target):
                 def go(last_word, beat_last=None):
@@ -161,7 +179,7 @@ class Loader(wiring.Component):
                 bl = buf_last if beat_last is None else beat_last
                 with m.If(last_word):
                     with m.If(~bl):
-                        m.d.sync += [self.err_long.eq(1), discard.eq(1)]
+                        m.d.sync += [self.err_long.eq(1), discard.eq(1), hard.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(bl):
                     m.d.sync += self.err_short.eq(1)

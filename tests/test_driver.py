@@ -150,6 +150,7 @@ def test_error_jobs_verilator():
     _check(cfg, "verilator", 4, 4, 4, seed=5)
 
 
+
 def test_input_checks():
     acc = Accelerator(GemmConfig(rows=2, cols=2, **SMALL), backend="amaranth")
     A = np.ones((3, 4), dtype=np.int8)

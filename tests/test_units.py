@@ -245,3 +245,56 @@ def test_csr_bank_reads_writes_and_errors():
         assert await read(ctx, rmap.offset("JOB_CYCLES_HI")) == (7, 0)   # latched
 
     _sim(dut, bench)
+
+
+def test_loader_discards_a_cut_off_frame_even_past_a_new_start():
+    """No TLAST where the frame should end (LONG): the frame's tail is still coming and
+    must not become the next job's operands, even when that job starts first."""
+    dut = Loader(stream_bits=32, a_word_bits=32, b_word_bits=32, a_addr_bits=4, b_addr_bits=4,
+                 count_bits=8)
+    got = {}
+
+    async def send(ctx, data, last):
+        ctx.set(dut.s_valid, 1)
+        ctx.set(dut.s_data, data)
+        ctx.set(dut.s_last, last)
+        await ctx.tick().until(dut.s_ready)
+        ctx.set(dut.s_valid, 0)
+
+    async def start(ctx):
+        for name, v in (("n_a", 1), ("n_a1", 1), ("n_b", 1)):
+            ctx.set(getattr(dut, name), v)
+        ctx.set(dut.cancel, 1)       # what the core does when a job is accepted...
+        ctx.set(dut.start, 1)        # ...and then starts the loader
+        await ctx.tick()
+        ctx.set(dut.cancel, 0)
+        ctx.set(dut.start, 0)
+
+    async def bench(ctx):
+        await start(ctx)
+        await send(ctx, 0x11, 0)
+        await send(ctx, 0x22, 0)          # last word, but no TLAST: LONG
+        for _ in range(3):
+            await ctx.tick()
+        await start(ctx)                  # the next job starts before the tail arrives
+        await send(ctx, 0xDEAD, 1)        # tail of the old frame
+        await send(ctx, 0x33, 0)
+        await send(ctx, 0x44, 1)
+        for _ in range(3):
+            await ctx.tick()
+        assert ctx.get(dut.a_count) == 1 and ctx.get(dut.b_count) == 1
+
+    async def mon(ctx):
+        async for *_, a_we, a_data, b_we, b_data in ctx.tick().sample(
+                dut.a_we, dut.a_data, dut.b_we, dut.b_data):
+            if a_we:
+                got.setdefault("a", []).append(a_data)
+            if b_we:
+                got.setdefault("b", []).append(b_data)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_testbench(mon, background=True)
+    sim.run()
+    assert got == {"a": [0x11, 0x33], "b": [0x22, 0x44]}
