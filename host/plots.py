@@ -36,6 +36,16 @@ def _label(res, key):
     return key
 
 
+def _short(res, key):
+    for c in res["configs"]:
+        if c["key"] == key and c["kind"] == "sparse":
+            cfg = c["config"]
+            buf = ("replicated X" if cfg["x_buffer"] == "replicated"
+                   else f"{cfg['x_banks']}-bank X")
+            return f"{key} (L={cfg['lanes']}, {buf})"
+    return key
+
+
 def _hbars(res, path, field, xlabel, title, ref=None, xfmt=None):
     workloads, keys, val = _gemm_matrix(res, field)
     if not keys:
@@ -103,8 +113,8 @@ def roofline(res, path):
     for i, ((peak, bw), labels) in enumerate(sorted(roofs.items())):
         ax.plot(xs, np.minimum(peak, xs * bw), color="0.35" if i == 0 else "0.7",
                 linewidth=1.2, linestyle="-" if i == 0 else ":")
-        ax.text(xs[-1], peak, f" {peak} MACs/cyc, {bw:g} B/cyc", fontsize=7, va="bottom",
-                ha="right", color="0.3")
+        ax.text(peak / bw, peak * 1.04, f"{peak} MACs/cycle, {bw:g} B/cycle", fontsize=7,
+                va="bottom", ha="left", color="0.3")
     keys = [c["key"] for c in res["configs"] if c["kind"] == "gemm"]
     markers = ["o", "s", "^", "D", "v"]
     for i, key in enumerate(keys):
@@ -119,7 +129,10 @@ def roofline(res, path):
                        edgecolors=_COLORS[i], s=36, zorder=3,
                        label=f"{_label(res, key)} ({'RTL' if src == 'rtl' else 'model'})")
     for r in rows:
-        if r["config"] == keys[0]:
+        # label the points off the roof (the ones worth a look), not the crowd on it
+        rf = r["roofline"]
+        if r["config"] == keys[0] and (rf["bound_by"] == "stream" or
+                                       rf["fraction_of_roof"] < 0.9):
             ax.annotate(r["workload"], (r["roofline"]["intensity_macs_per_byte"],
                                         r["roofline"]["achieved_macs_per_cycle"]),
                         fontsize=6, xytext=(3, -8), textcoords="offset points", color="0.25")
@@ -208,7 +221,7 @@ def sparse_density(res, path):
         other = [r for r in rows if r["config"] == key and r["workload"] not in sweep_names]
         if sweep:
             ax.plot([r["density"] for r in sweep], [r["lane_utilization"] for r in sweep],
-                    color=_COLORS[i], marker="o", label=f"{_label(res, key)}: uniform sweep")
+                    color=_COLORS[i], marker="o", label=f"{_short(res, key)}: uniform sweep")
             for r in sweep:
                 if r["source"] == "model":
                     ax.scatter([r["density"]], [r["lane_utilization"]], facecolors="white",
@@ -221,27 +234,28 @@ def sparse_density(res, path):
                         fontsize=6, xytext=(3, 2), textcoords="offset points")
         if sweep:
             ax2.plot([r["density"] for r in sweep], [r["job_cycles"] for r in sweep],
-                     color=_COLORS[i], marker="o", label=f"{_label(res, key)}")
+                     color=_COLORS[i], marker="o", label=_short(res, key))
     sweep0 = sorted((r for r in rows if r["config"] == keys[0] and r["workload"] in sweep_names),
                     key=lambda r: r["density"])
     if sweep0:
         ax2.plot([r["density"] for r in sweep0], [r["dense_array_model_cycles"] for r in sweep0],
                  color="k", linestyle="--",
-                 label=f"dense array ({_label(res, sweep0[0]['dense_array_config'])}, model)")
+                 label=f"dense 8x8 array ({sweep0[0]['dense_array_config']}), model")
     ax.set_xscale("log")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("density (nnz / (rows x cols))")
     ax.set_ylabel("lane utilization U = nnz / (lanes x job cycles)")
-    ax.set_title("Sparse engine: lane utilization against density", fontsize=10)
+    ax.set_title("Sparse engine: lane utilization against density\n(filled: RTL, hollow: "
+                 "model; triangles: structured matrices)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower right")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
     ax2.set_xlabel("density")
     ax2.set_ylabel("job cycles (SpMV, 1024 x 1024)")
     ax2.set_title("Sparse engine against the dense array on the same SpMV", fontsize=10)
     ax2.grid(which="both", alpha=0.3)
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
     plt.close(fig)
