@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from amaranth import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.build import ResourceError
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from .bridge import UARTBridge
@@ -193,12 +194,12 @@ class BoardTop(Elaboratable):
         locked = Signal()
         family = "ecp5" if platform.device.upper().startswith("LFE5") else "ice40"
         use_pll = self.clock_hz is not None and abs(self.clock_hz - f_in) >= 1
-        if use_pll and family == "ice40":
-            # The iCE40 PLL takes its reference from the pad itself (SB_PLL40_PAD);
-            # a clock that went through an input buffer cannot reach it.
-            clk_pad = platform.request(platform.default_clk, 0, dir="-")
-        else:
-            clk_in = platform.request(platform.default_clk, 0).i
+        clk_pad = platform.request(platform.default_clk, 0, dir="-")
+        if not (use_pll and family == "ice40"):
+            # The iCE40 PLL takes its reference from the pad itself (SB_PLL40_PAD): a
+            # clock that went through an input buffer cannot reach it.
+            m.submodules.clk_buf = clk_buf = io.Buffer("i", clk_pad)
+            clk_in = clk_buf.i
         if not use_pll:
             self.clock_hz_actual = f_in
             m.d.comb += [clk.eq(clk_in), locked.eq(1)]
@@ -239,9 +240,11 @@ class BoardTop(Elaboratable):
         divisor = uart_divisor(self.clock_hz_actual, self.baud)
         m.submodules.uart_rx = rx = UARTRx(divisor)
         m.submodules.uart_tx = tx = UARTTx(divisor)
-        uart = platform.request("uart", 0)
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx_buf = tx_buf = io.Buffer("o", uart.tx)
         m.d.comb += [
-            rx.rx.eq(uart.rx.i), uart.tx.o.eq(tx.tx),
+            rx.rx.eq(rx_buf.i), tx_buf.o.eq(tx.tx),
             bridge.rx.payload.eq(rx.o.payload), bridge.rx.valid.eq(rx.o.valid),
             tx.i.payload.eq(bridge.tx.payload), tx.i.valid.eq(bridge.tx.valid),
             bridge.tx.ready.eq(tx.i.ready),
@@ -251,8 +254,10 @@ class BoardTop(Elaboratable):
         m.d.sync += errors.eq(rx.errors)
         m.d.comb += bridge.rx_error.eq(errors != rx.errors)
         try:
-            led = platform.request("led", 0)
-            m.d.comb += led.o.eq(locked)
+            led = platform.request("led", 0, dir="-")
         except ResourceError:
-            pass
+            led = None
+        if led is not None:
+            m.submodules.led_buf = led_buf = io.Buffer("o", led)
+            m.d.comb += led_buf.o.eq(locked)
         return m

@@ -244,6 +244,63 @@ def test_harness_registers_every_port():
     assert list(h.signature.members) == ["clk", "rst", "scan_in", "scan_out"]
 
 
+# --- board targets and tops -------------------------------------------------------------------
+
+def test_board_names_resolve_to_lattice_platforms():
+    from accelgen.boards.targets import board_part, board_platform, list_boards
+    ulx3s = board_platform("ulx3s-85f")
+    assert type(ulx3s).__name__ == "ULX3S_85F_Platform"
+    assert "openFPGALoader" not in ulx3s.required_tools
+    assert str(board_part(ulx3s)) == "LFE5U-85F-6BG381C"
+    assert str(board_part(board_platform("icebreaker"))) == "iCE40UP5K-SG48"
+    assert type(board_platform("ULX3S_45F")).__name__ == "ULX3S_45F_Platform"
+    assert type(board_platform("versa_ecp5")).__name__ == "VersaECP5Platform"
+    assert "ICEBreakerPlatform" in list_boards() and "ArtyA7_35Platform" not in list_boards()
+    with pytest.raises(ValueError, match="is not a Lattice ECP5 or iCE40 board"):
+        board_platform("ArtyA7_35")
+    with pytest.raises(ValueError, match="Board must be an alias .* not 'nosuchboard'"):
+        board_platform("nosuchboard")
+
+
+@pytest.mark.parametrize("f_in,f_out", [(25e6, 150e6), (25e6, 100e6), (25e6, 48e6)])
+def test_ecp5_pll_settings_obey_the_limits(f_in, f_out):
+    from accelgen.boards.top import ecp5_pll
+    pll = ecp5_pll(f_in, f_out)
+    p = pll.params
+    assert abs(pll.f_out - f_out) <= 0.05 * f_out
+    assert pll.f_out == pytest.approx(f_in / p["CLKI_DIV"] * p["CLKFB_DIV"])
+    assert 400e6 <= pll.f_vco <= 800e6 and f_in / p["CLKI_DIV"] >= 3.125e6
+
+
+@pytest.mark.parametrize("f_out", [24e6, 30e6, 48e6])
+def test_ice40_pll_settings_obey_the_limits(f_out):
+    from accelgen.boards.top import ice40_pll
+    pll = ice40_pll(12e6, f_out)
+    p = pll.params
+    assert pll.f_out == pytest.approx(f_out, rel=0.01)
+    assert pll.f_vco == pytest.approx(12e6 / (p["DIVR"] + 1) * (p["DIVF"] + 1))
+    assert 533e6 <= pll.f_vco <= 1066e6 and pll.f_out == pll.f_vco / 2 ** p["DIVQ"]
+    with pytest.raises(ValueError, match="iCE40 PLL output must be 16..275 MHz"):
+        ice40_pll(12e6, 400e6)
+
+
+@pytest.mark.parametrize("board,primitive", [("ulx3s-85f", "EHXPLLL"),
+                                             ("icebreaker", "SB_PLL40_PAD")])
+def test_board_top_elaborates_with_pll_bridge_and_constraints(tmp_path, board, primitive):
+    from accelgen.boards.loopback import LoopbackConfig
+    from accelgen.boards.targets import board_platform
+    from accelgen.boards.top import BoardTop
+    platform = board_platform(board)
+    top = BoardTop(LoopbackConfig(), clock_hz=30e6)
+    plan = platform.prepare(top, name="top")
+    files = plan.extract(tmp_path)
+    rtlil = (tmp_path / "top.il").read_text()
+    assert primitive in rtlil and "uart_rx" in rtlil and "bridge" in rtlil
+    constraints = (tmp_path / ("top.lpf" if primitive == "EHXPLLL" else "top.pcf")).read_text()
+    assert ("FREQUENCY NET" in constraints) or ("set_frequency" in constraints)
+    assert top.clock_hz_actual == pytest.approx(30e6, rel=0.05)
+
+
 # --- UART -------------------------------------------------------------------------------------
 
 def _sim(dut, *benches):
