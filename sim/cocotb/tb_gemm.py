@@ -60,6 +60,9 @@ async def _run_scenario(tb: TB, name: str, *, stalled_in=False, stalled_out=Fals
                          stalled_in=stalled_in, stalled_out=stalled_out)
     await ClockCycles(tb.dut.aclk, 2)
     tb.monitor.check_idle()
+    if stalled_out:
+        assert sum(o.out_stall_cycles for o in replayer.observations) > 0, \
+            "backpressure was applied but never met a result beat"
     assert tb.monitor.in_frames == replayer.sent, "the design accepted other input frames " \
                                                   "than the testbench sent"
     assert tb.monitor.out_frames == received, "the sink received other frames than the " \

@@ -66,13 +66,14 @@ class ProtocolError(AssertionError):
     """A bus rule was broken (by the design, or by the testbench's own models)."""
 
 
-def pause_pattern(name: str, *, seed: int, lead: int = 0):
+def pause_pattern(name: str, *, seed: int, wait=None):
     """A cocotbext-axi pause generator (``True`` = pause this cycle), or ``None``.
 
     ``none``: never pause. ``alternate``: every other cycle. ``long``: 50 paused
     cycles every 200. ``random``: paused with probability 0.4 from a seeded RNG.
-    ``lead`` cycles without pause come first (shifts a long stall into a stream's
-    active window).
+    With ``wait`` (a callable), the pattern starts once ``wait()`` is true: the
+    output's patterns start with the job's first result beat, so that a long stall
+    always meets the result stream however late it begins.
     """
     if name == "none":
         return None
@@ -85,7 +86,10 @@ def pause_pattern(name: str, *, seed: int, lead: int = 0):
         body = iter(lambda: rng.random() < 0.4, None)
     else:
         raise ValueError(f"Stall pattern must be one of {', '.join(STALL_PATTERNS)}, not {name!r}")
-    return itertools.chain(itertools.repeat(False, lead), body)
+    if wait is None:
+        return body
+    return itertools.chain(itertools.takewhile(lambda _: not wait(), itertools.repeat(False)),
+                           body)
 
 
 class Manifest:
@@ -123,6 +127,18 @@ class Manifest:
             if f["name"] == name:
                 return f["lsb"], f["width"]
         raise KeyError(f"Register {reg} has no field {name}")
+
+    def result_frame_bytes(self, m: int, n: int, mode: int) -> int | None:
+        """Bytes of a job's result frame by the manifest's stream format (None with
+        MODE.NO_OUTPUT): M * ceil(N / lanes) rows, packed into beats."""
+        if mode >> self.field("MODE", "NO_OUTPUT")[0] & 1:
+            return None
+        requant = mode >> self.field("MODE", "REQUANT")[0] & 1
+        fmt = self.data["streams"]["m_axis"]["row_formats"]["requant" if requant else "acc"]
+        rows = m * -(-n // fmt["lanes"])
+        beats = -(-rows // fmt["rows_per_beat"]) if fmt["rows_per_beat"] else \
+            rows * fmt["beats_per_row"]
+        return beats * self.beat_bytes
 
     def unmapped_offsets(self) -> list[int]:
         mapped = {r["offset"] for r in self.csrs.values()}
@@ -278,6 +294,7 @@ class ProtocolMonitor:
         self._excused = 0
         self._was_reset = True
         self._in_owed = 0
+        self.out_valid_seen = False
 
     def start(self) -> None:
         self._task = cocotb.start_soon(self._run())
@@ -381,6 +398,8 @@ class ProtocolMonitor:
                 self.in_idle_cycles += 1
             # output stream (the design against the rule and the program's frame sizes)
             mv, mr = _int(m_valid.value), _int(m_ready.value)
+            if mv:
+                self.out_valid_seen = True
             md = _int(m_data.value) if mv else 0
             ml = _int(m_last.value) if mv else 0
             if mv and not mr:
@@ -470,12 +489,14 @@ class TB:
 
     def restart_patterns(self, job: int) -> None:
         """Restart the pause generators so each job sees its patterns from its start
-        (the output's long stall is shifted 40 cycles, into where results flow)."""
-        for model, name, seed, lead in ((self.source, self.idle, 1000, 0),
-                                        (self.sink, self.backpressure, 2000, 40)):
+        (the output's from its first result beat)."""
+        self.monitor.out_valid_seen = False
+        for model, name, seed, wait in ((self.source, self.idle, 1000, None),
+                                        (self.sink, self.backpressure, 2000,
+                                         lambda: self.monitor.out_valid_seen)):
             if model is None:
                 continue
-            gen = pause_pattern(name, seed=seed + job, lead=lead)
+            gen = pause_pattern(name, seed=seed + job, wait=wait)
             model.set_pause_generator(gen)
             if gen is None:
                 model.pause = False      # clearing a generator leaves its last value
@@ -579,14 +600,23 @@ class ProgramReplayer:
         start = _start_mask(tb.manifest)        # the driver's START write (other values:
         results = []                            # extra writes a test slipped in)
         obs = None
+        written = {}
+        dims = {tb.manifest.offset(n): n for n in ("M", "N", "MODE")}
         for index, op in enumerate(ops):
             kind = op[0]
             tb.log.debug("cycle %d: %s", mon.cycle, op if kind != "send" else ("send", len(op[1])))
             if kind == "write":
+                if op[1] in dims:
+                    written[dims[op[1]]] = op[2]
                 if op[1] == ctrl and op[2] == start:
                     # announce the job's result frame before it can begin
                     mon.retire_optional()
                     nbytes = _job_recv(ops, index)
+                    by_manifest = tb.manifest.result_frame_bytes(
+                        written.get("M", 0), written.get("N", 0), written.get("MODE", 0))
+                    if nbytes != by_manifest:
+                        raise AssertionError(f"the driver expects a {nbytes}-byte result "
+                                             f"frame, the manifest's format {by_manifest}")
                     if nbytes is not None:
                         mon.expect_frame(nbytes)
                     tb.restart_patterns(self._jobs)
