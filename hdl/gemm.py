@@ -253,7 +253,6 @@ class GemmCore(wiring.Component):
                 s_cur.eq(Mux(stepping, ss, 0)),
                 cur_a.eq(Mux(stepping, a_ptr, a_base)),
                 cur_b.eq(Mux(stepping, b_ptr, b_base)),
-                i_idx.eq(ib + tt),
                 last_fold.eq((i_idx == ni_m1) & (j_idx == nj_m1)),
                 t_last.eq((tt == P - 1) | (i_idx == ni_m1)),
                 is_last.eq(k_cur == steps_m1),
@@ -276,16 +275,17 @@ class GemmCore(wiring.Component):
                         m.d.sync += waiting.eq(1)
                         # fold order: blocks of P tile rows; within a block j, then the row
                         with m.If(~t_last):
-                            m.d.sync += [tt.eq(tt + 1), a_base.eq(a_base + groups),
-                                         a_need.eq(a_need + groups)]
+                            m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
+                                         a_base.eq(a_base + groups), a_need.eq(a_need + groups)]
                         with m.Elif(j_idx == nj_m1):
-                            m.d.sync += [tt.eq(0), j_idx.eq(0), ib.eq(ib + P),
+                            m.d.sync += [tt.eq(0), j_idx.eq(0), ib.eq(ib + P), i_idx.eq(ib + P),
                                          a_blk.eq(a_blk + groups * P),
                                          a_base.eq(a_blk + groups * P),
                                          a_need.eq(a_blk + groups * (P + 1)),
                                          b_base.eq(0), b_need.eq(steps)]
                         with m.Else():
-                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1), a_base.eq(a_blk),
+                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1), i_idx.eq(ib),
+                                         a_base.eq(a_blk),
                                          a_need.eq(a_blk + groups),
                                          b_base.eq(b_base + steps), b_need.eq(b_need + steps)]
                 with m.Else():
@@ -303,7 +303,8 @@ class GemmCore(wiring.Component):
                     m.d.sync += gap.eq(gap + 1)
 
             def seq_reset():
-                m.d.sync += [ib.eq(0), tt.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0), ss.eq(0),
+                m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
+                             ss.eq(0),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
                              c_base.eq(0), gap.eq(255), waiting.eq(1), stepping.eq(0),
                              seq_done.eq(0)]

@@ -84,7 +84,7 @@ class Loader(wiring.Component):
         def segment(seg, W, count, n, we, data, nxt):
             """Emit words of one segment; ``nxt`` runs after its last word."""
             last_word = Signal(name=f"last_word_{seg}")
-            m.d.comb += last_word.eq(count == n - 1)
+            m.d.comb += last_word.eq(count == n)        # `n` is the segment's last index
             if W <= S:
                 P = S // W
                 freeing = Signal(name=f"freeing_{seg}")
@@ -126,6 +126,9 @@ class Loader(wiring.Component):
         # arriving: its remainder is discarded even if a new job starts first ("hard").
         # A rejected job's frame may never come: a new job cancels that discard.
         hard = Signal()
+        # last word indexes of the segments, registered at start (off the per-beat path)
+        last_a1 = Signal.like(self.n_a); last_a = Signal.like(self.n_a)
+        last_b = Signal.like(self.n_b); single_a = Signal()
 
         def common():
                 with m.If(self.abort):
@@ -139,7 +142,8 @@ class Loader(wiring.Component):
                     m.d.sync += discard.eq(0)
                 with m.If(self.start):
                     m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
-                                 q.eq(0)]
+                                 q.eq(0), last_a1.eq(self.n_a1 - 1), last_a.eq(self.n_a - 1),
+                                 last_b.eq(self.n_b - 1), single_a.eq(self.n_a1 == self.n_a)]
                     with m.If(discard & hard):
                         m.next = "DRAIN"
                     with m.Else():
@@ -186,22 +190,22 @@ class Loader(wiring.Component):
                     m.next = "IDLE"
 
             def after_b(last_word, beat_last=None):
-                with m.If(self.n_a1 == self.n_a):
+                with m.If(single_a):
                     to_done(last_word, beat_last)
                 with m.Else():
                     to("A2")(last_word, beat_last)
 
             with m.State("A"):
                 m.d.comb += self.busy.eq(1)
-                segment("a", self._wa, self.a_count, self.n_a1, self.a_we, self.a_data, to("B"))
+                segment("a", self._wa, self.a_count, last_a1, self.a_we, self.a_data, to("B"))
                 common()
             with m.State("B"):
                 m.d.comb += self.busy.eq(1)
-                segment("b", self._wb, self.b_count, self.n_b, self.b_we, self.b_data, after_b)
+                segment("b", self._wb, self.b_count, last_b, self.b_we, self.b_data, after_b)
                 common()
             with m.State("A2"):
                 m.d.comb += self.busy.eq(1)
-                segment("a2", self._wa, self.a_count, self.n_a, self.a_we, self.a_data, to_done)
+                segment("a2", self._wa, self.a_count, last_a, self.a_we, self.a_data, to_done)
                 common()
 
         return m
