@@ -101,6 +101,29 @@ def gemm_targets(progress, quick=False) -> dict:
         acc.close()
     out["anchors"] = rows
 
+    # N:M structured sparsity against the dense job on the same 8x8 array
+    from accelgen.host import prune_nm
+    nm_rows = []
+    dense = Accelerator(GemmConfig(), backend="verilator")
+    sparse_accs = {sp: Accelerator(GemmConfig(sparsity=sp), backend="verilator")
+                   for sp in ("2:4", "1:4")}
+    for s in sizes:
+        A, B = _operands(GemmConfig(), s, s, s, seed=3 * s)
+        progress(f"dense 8x8 {s}^3 for the N:M comparison")
+        _, rep_d = dense.matmul(A, B)
+        for sp, acc in sparse_accs.items():
+            progress(f"{sp} sparse 8x8 {s}^3 on Verilator")
+            Bp = prune_nm(B, *acc.config.nm)
+            C, rep = acc.matmul(A, Bp)
+            nm_rows.append({"sparsity": sp, "size": s, "correct": bool(np.array_equal(C, A @ Bp)),
+                            "job_cycles": rep.job_cycles, "dense_job_cycles": rep_d.job_cycles,
+                            "ratio": rep.job_cycles / rep_d.job_cycles,
+                            "target": 0.53 if sp == "2:4" else 0.28,
+                            "model_error": rep.model_error})
+    for acc in (dense, *sparse_accs.values()):
+        acc.close()
+    out["nm"] = nm_rows
+
     # 2. simulation speed: the same job on both backends, and a bare Verilator loop
     cfg = GemmConfig()
     s = 32 if quick else 64
@@ -164,6 +187,13 @@ def _markdown(res) -> str:
                      f"{r['compute_to_scalesim']:.3f} | {r['mac_bound_cycles']:,} | "
                      f"{r['lower_bound_cycles']:,} | {r['job_to_lower_bound']:.3f} | "
                      f"{r['utilization']:.1%} | {'yes' if r['correct'] else 'NO'} |")
+    if res.get("nm"):
+        lines += ["", "| sparsity | shape | job cycles | dense job cycles | ratio | target | exact |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in res["nm"]:
+            lines.append(f"| {r['sparsity']} | {r['size']}^3 | {r['job_cycles']:,} | "
+                         f"{r['dense_job_cycles']:,} | {r['ratio']:.3f} | <= {r['target']} | "
+                         f"{'yes' if r['correct'] else 'NO'} |")
     sp = res["speed"]
     lines += ["", f"Simulation speed ({sp['job']}): Amaranth {sp['amaranth_cycles_per_s']:,.0f} "
                   f"cycles/s, Verilator {sp['verilator_cycles_per_s']:,.0f} cycles/s "
