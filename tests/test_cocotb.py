@@ -31,13 +31,14 @@ from accelgen.sim.cocotb.jobs import (EQUIVALENCE_SCENARIOS, run_on_device, save
 from conftest import tool_problem
 
 SMALL = dict(a_spad_kib=1, b_spad_kib=1, acc_kib=1)
-#: The main configuration (also built by the driver tests: the Verilator backend
-#: build of it is shared) and a weight-stationary one with narrow operands, mixed
-#: signedness and a 32-bit stream (rows wider than a beat on the output).
+#: The main configuration and a weight-stationary one with mixed operand types, a
+#: 40-bit accumulator and a 32-bit stream (result rows span three beats). The driver
+#: tests use the same two configurations, so the Verilator backend builds that give
+#: the reference counters are shared.
 CONFIGS = {
     "os2x2": GemmConfig(rows=2, cols=2, **SMALL),
-    "ws3x2": GemmConfig(rows=3, cols=2, dataflow="ws", a_dtype="int4", b_dtype="uint8",
-                        acc_bits=24, stream_bits=32, **SMALL),
+    "ws3x2": GemmConfig(rows=3, cols=2, dataflow="ws", a_dtype="uint8", b_dtype="int16",
+                        acc_bits=40, stream_bits=32, **SMALL),
 }
 
 SIMS = [pytest.param("verilator", marks=pytest.mark.verilator, id="verilator"),

@@ -59,7 +59,7 @@ PROFILE = _profile()
 LARGE = PROFILE != "accelgen-ci"
 SETTINGS = settings.get_profile(PROFILE)
 #: New Verilator builds one run of the random-config sweep may cost.
-CONFIG_EXAMPLES = SETTINGS.max_examples if LARGE else 3
+CONFIG_EXAMPLES = SETTINGS.max_examples if LARGE else 2
 DIM_MAX = 64 if LARGE else 20
 
 SMALL = dict(a_spad_kib=1, b_spad_kib=1, acc_kib=1)

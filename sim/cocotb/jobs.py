@@ -13,6 +13,8 @@ stream of its own.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,10 @@ __all__ = ["Call", "Scenario", "scenarios", "scenario_from_calls", "DATA_SCENARI
 DATA_SCENARIOS = ("single", "tiled", "edges")
 #: Scenarios of the cross-simulator equivalence test.
 EQUIVALENCE_SCENARIOS = ("single", "edges", "tiled")
+
+
+# Planning (tiling search with the cycle model) costs more than a short simulated job.
+_PLANS: dict = {}
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,15 @@ class Scenario:
     expected: tuple = field(repr=False)
 
     def plans(self, config: GemmConfig) -> list[MatmulPlan]:
-        """The driver's device programs of the calls, in order."""
-        acc = Accelerator(config, backend="verilator")     # plans only: no device is opened
-        return [acc.plan_matmul(c.A, c.B, accumulate=c.accumulate, requant=c.requant)
-                for c in self.calls]
+        """The driver's device programs of the calls, in order (fresh objects: a test
+        may edit ``plan.ops``)."""
+        key = (config, self.name, id(self))
+        if key not in _PLANS:
+            acc = Accelerator(config, backend="verilator")     # plans only: no device opened
+            # the scenario is kept alive with its plans, so its id() is not reused
+            _PLANS[key] = (self, [acc.plan_matmul(c.A, c.B, accumulate=c.accumulate,
+                                                  requant=c.requant) for c in self.calls])
+        return [copy.copy(plan) for plan in _PLANS[key][1]]
 
     @property
     def n_jobs_hint(self) -> int:
@@ -107,6 +118,7 @@ def scenario_from_calls(cfg: GemmConfig, name: str, calls: list[Call]) -> Scenar
     return Scenario(name, tuple(calls), tuple(expected))
 
 
+@functools.lru_cache(maxsize=8)
 def scenarios(cfg: GemmConfig) -> dict[str, Scenario]:
     """Every scenario for ``cfg`` (shapes scale with the array and the memories).
 

@@ -197,42 +197,53 @@ class _AxiLiteRule:
         self.count = {c: 0 for c in self.CHANNELS}
         self.owed_since = {"b": None, "r": None}
 
-    def sample(self, cycle: int, s: dict) -> None:
+    PAYLOAD = {"aw": ("awaddr",), "w": ("wdata", "wstrb"), "ar": ("araddr",), "b": ("bresp",),
+               "r": ("rdata", "rresp")}
+
+    def sample(self, cycle: int, h: dict) -> None:
+        """Check one cycle; ``h`` maps ``awvalid``... to the signal handles (READY and
+        the payload are read only for channels whose VALID is high)."""
         errors, n = self.errors, self.count
+        valid = {ch: _int(h[f"{ch}valid"].value) for ch in self.CHANNELS}
         # a response answers a request accepted in an earlier cycle (counts are of
         # earlier cycles until updated below)
-        if s["bvalid"] and n["b"] >= min(n["aw"], n["w"]):
+        if valid["b"] and n["b"] >= min(n["aw"], n["w"]):
             errors.append(f"cycle {cycle}: AXI4-Lite BVALID with no outstanding write")
-        if s["rvalid"] and n["r"] >= n["ar"]:
+        if valid["r"] and n["r"] >= n["ar"]:
             errors.append(f"cycle {cycle}: AXI4-Lite RVALID with no outstanding read")
-        for ch, payload in (("aw", ("awaddr",)), ("w", ("wdata", "wstrb")), ("ar", ("araddr",)),
-                            ("b", ("bresp",)), ("r", ("rdata", "rresp"))):
-            valid, ready = s[f"{ch}valid"], s[f"{ch}ready"]
-            value = tuple(s[p] for p in payload)
-            if valid is None or ready is None:
-                errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}VALID/READY is X/Z")
+        for ch in self.CHANNELS:
+            v = valid[ch]
+            if v is None:
+                errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}VALID is X/Z")
                 continue
-            if ch in self.held:
-                if not valid:
+            if not v:
+                if ch in self.held:
                     errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}VALID dropped before "
                                   f"{ch.upper()}READY")
-                elif value != self.held[ch]:
-                    errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()} payload changed while "
-                                  f"waiting: {self.held[ch]} -> {value}")
-            if valid and not ready:
+                    del self.held[ch]
+                self.waiting[ch] = 0
+                continue
+            ready = _int(h[f"{ch}ready"].value)
+            value = tuple(_int(h[p].value) for p in self.PAYLOAD[ch])
+            if ready is None:
+                errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}READY is X/Z")
+                continue
+            if ch in self.held and value != self.held[ch]:
+                errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()} payload changed while "
+                              f"waiting: {self.held[ch]} -> {value}")
+            if not ready:
                 self.held[ch] = value
                 self.waiting[ch] += 1
                 if self.waiting[ch] == AXIL_PATIENCE:
                     errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()} not accepted within "
                                   f"{AXIL_PATIENCE} cycles")
-            else:
-                self.held.pop(ch, None)
-                self.waiting[ch] = 0
-            if valid and ready:
-                n[ch] += 1
-                if ch in ("b", "r") and value[-1] not in (RESP_OKAY, RESP_SLVERR):
-                    errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}RESP is {value[-1]}, "
-                                  f"expected OKAY or SLVERR")
+                continue
+            self.held.pop(ch, None)
+            self.waiting[ch] = 0
+            n[ch] += 1
+            if ch in ("b", "r") and value[-1] not in (RESP_OKAY, RESP_SLVERR):
+                errors.append(f"cycle {cycle}: AXI4-Lite {ch.upper()}RESP is {value[-1]}, "
+                              f"expected OKAY or SLVERR")
         for ch, owed in (("b", min(n["aw"], n["w"]) > n["b"]), ("r", n["ar"] > n["r"])):
             if not owed:
                 self.owed_since[ch] = None
@@ -293,6 +304,8 @@ class ProtocolMonitor:
         self._task = None
         self._excused = 0
         self._was_reset = True
+        #: set by :meth:`TB.reset` (the only driver of ``aresetn``): no bus rules apply
+        self.in_reset = True
         self._in_owed = 0
         self.out_valid_seen = False
 
@@ -365,7 +378,7 @@ class ProtocolMonitor:
             await falling
             self.cycle += 1
             cyc = self.cycle
-            if _int(dut.aresetn.value) != 1:
+            if self.in_reset:
                 self._was_reset = True
                 self._s_rule.held = self._m_rule.held = None
                 continue
@@ -377,15 +390,16 @@ class ProtocolMonitor:
                     if _int(h.value) != 0:
                         self.errors.append(f"cycle {cyc}: {name} not low after reset")
             # CSR port
-            self._axil.sample(cyc, {n: _int(h.value) for n, h in axil.items()})
+            self._axil.sample(cyc, axil)
             if self._excused:
                 self._excused -= 1
                 self._s_rule.held = self._m_rule.held = None
                 continue
-            # input stream (the testbench's source against the rule, the design's TREADY)
-            sv, sr = _int(s_valid.value), _int(s_ready.value)
-            sd = _int(s_data.value) if sv else 0
-            sl = _int(s_last.value) if sv else 0
+            # input stream (the testbench's source against the rule, the design's TREADY);
+            # READY and the payload matter only with VALID: reading less is faster
+            sv = _int(s_valid.value)
+            sr, sd, sl = ((_int(s_ready.value), _int(s_data.value), _int(s_last.value)) if sv
+                          else (0, 0, 0))
             if sr is None:
                 self.errors.append(f"cycle {cyc}: s_axis TREADY is X/Z")
             elif self._s_rule.sample(cyc, sv, sr, sd, sl):
@@ -397,13 +411,13 @@ class ProtocolMonitor:
             elif not sv and self._in_owed:
                 self.in_idle_cycles += 1
             # output stream (the design against the rule and the program's frame sizes)
-            mv, mr = _int(m_valid.value), _int(m_ready.value)
+            mv = _int(m_valid.value)
+            mr, md, ml = ((_int(m_ready.value), _int(m_data.value), _int(m_last.value)) if mv
+                          else (0, 0, 0))
             if mv:
                 self.out_valid_seen = True
-            md = _int(m_data.value) if mv else 0
-            ml = _int(m_last.value) if mv else 0
-            if mv and not mr:
-                self.out_stall_cycles += 1
+                if not mr:
+                    self.out_stall_cycles += 1
             if mv is not None and mr is not None and self._m_rule.sample(cyc, mv, mr, md, ml):
                 self._out_beat(cyc, md, ml)
 
@@ -447,7 +461,7 @@ class TB:
         self.log = logging.getLogger("cocotb.tb")
         self.manifest = Manifest.from_env()
         self.config = self.manifest.config
-        self.clock = Clock(dut.aclk, PERIOD_NS, unit="ns")
+        self.clock = Clock(dut.aclk, PERIOD_NS, unit="ns", impl="gpi")   # C, not a coroutine
         self.clock.start(start_high=False)
         self.idle = "none"
         self.backpressure = "none"
@@ -478,10 +492,12 @@ class TB:
 
     async def reset(self) -> None:
         """``aresetn`` low for :data:`RESET_CYCLES` cycles, synchronous to the clock."""
+        self.monitor.in_reset = True
         self.dut.aresetn.value = 0
         await ClockCycles(self.dut.aclk, RESET_CYCLES)
         self.dut.aresetn.value = 1
         await RisingEdge(self.dut.aclk)
+        self.monitor.in_reset = False
 
     def set_stress(self, idle: str, backpressure: str) -> None:
         """Choose the input idle-insertion and output backpressure patterns."""
