@@ -149,7 +149,8 @@ def _status_line(line: str) -> str | None:
 
 
 def run_tool(tool: toolchain.Tool | str, args: list[str], *, cwd: Path, log: Path, stage: str,
-             progress: Progress | None = None, env: dict | None = None) -> float:
+             progress: Progress | None = None, env: dict | None = None,
+             retries: int = 1) -> float:
     """Run one tool to completion with its output in ``log``.
 
     Parameters
@@ -168,6 +169,11 @@ def run_tool(tool: toolchain.Tool | str, args: list[str], *, cwd: Path, log: Pat
         Called as ``progress(stage, status_line)``.
     env : dict, optional
         Environment for the tool.
+    retries : int
+        Reruns after a failure that left no ``ERROR`` line: YoWASP tools have been
+        seen to exit with status 1 and no message mid-run (e.g. inside ABC9) when
+        several run at once; the same run then succeeds. The failed attempt's log
+        is kept as ``<log>.<n>``.
 
     Returns
     -------
@@ -204,8 +210,18 @@ def run_tool(tool: toolchain.Tool | str, args: list[str], *, cwd: Path, log: Pat
             raise
     seconds = time.monotonic() - t0
     if rc != 0:
-        why = first_error(log) or "no ERROR line"
-        raise SynthError("tool-failed", f"{stage} failed (exit status {rc}): {why}", log)
+        why = first_error(log)
+        if why is None and retries > 0 and rc > 0:
+            attempt = 1
+            while log.with_name(f"{log.name}.{attempt}").exists():
+                attempt += 1
+            log.rename(log.with_name(f"{log.name}.{attempt}"))
+            if progress:
+                progress(stage, f"exited with status {rc} and no message; running it again")
+            return seconds + run_tool(tool, args, cwd=cwd, log=log, stage=stage,
+                                      progress=progress, env=env, retries=retries - 1)
+        raise SynthError("tool-failed",
+                         f"{stage} failed (exit status {rc}): {why or 'no ERROR line'}", log)
     return seconds
 
 
