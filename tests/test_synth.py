@@ -200,6 +200,26 @@ def test_sta_on_a_routed_sdf_matches_nextpnr(tmp_path):
         "design.core.array.pe_*.acc"
 
 
+def test_a_silent_tool_failure_is_retried_once(tmp_path):
+    from accelgen.boards.runner import SynthError, run_tool
+    tool = tmp_path / "flaky"
+    tool.write_text("#!/bin/sh\nif [ -e marker ]; then echo 'Info: done'; exit 0; fi\n"
+                    "touch marker; echo 'Running ABC'; exit 1\n")
+    tool.chmod(0o755)
+    seen = []
+    run_tool(str(tool), [], cwd=tmp_path, log=tmp_path / "t.log", stage="yosys",
+             progress=lambda stage, status: seen.append(status))
+    assert "Info: done" in (tmp_path / "t.log").read_text()
+    assert "Running ABC" in (tmp_path / "t.log.1").read_text()
+    assert any("running it again" in s for s in seen)
+    loud = tmp_path / "loud"
+    loud.write_text("#!/bin/sh\necho 'ERROR: Design does not fit'; exit 1\n")
+    loud.chmod(0o755)
+    with pytest.raises(SynthError, match="yosys failed \\(exit status 1\\): Design does not fit"):
+        run_tool(str(loud), [], cwd=tmp_path, log=tmp_path / "l.log", stage="yosys")
+    assert not (tmp_path / "l.log.1").exists()
+
+
 # --- cache ------------------------------------------------------------------------------------
 
 def test_cached_fmax_finds_the_current_sources_only(tmp_path, monkeypatch):
