@@ -25,8 +25,8 @@ from accelgen.hdl.config import GemmConfig
 from accelgen.host.driver import Accelerator, reference_matmul
 from accelgen.host.plan import MatmulPlan, Requant
 
-__all__ = ["Call", "Scenario", "scenarios", "scenario_from_calls", "DATA_SCENARIOS", "EQUIVALENCE_SCENARIOS",
-           "run_on_device", "save_golden", "load_golden"]
+__all__ = ["Call", "Scenario", "scenarios", "scenario_from_calls", "DATA_SCENARIOS",
+           "EQUIVALENCE_SCENARIOS", "run_on_device", "save_golden", "load_golden"]
 
 #: Scenarios every data test of the testbench is crossed with stall patterns on.
 DATA_SCENARIOS = ("single", "tiled", "edges")
@@ -90,10 +90,6 @@ class Scenario:
                                                   requant=c.requant) for c in self.calls])
         return [copy.copy(plan) for plan in _PLANS[key][1]]
 
-    @property
-    def n_jobs_hint(self) -> int:
-        return len(self.calls)
-
 
 def _operands(cfg: GemmConfig, rng: np.random.Generator, m: int, k: int, n: int,
               fill: str = "random"):
@@ -135,13 +131,15 @@ def scenarios(cfg: GemmConfig) -> dict[str, Scenario]:
     rng = np.random.default_rng(0xACC)
     out = {}
 
-    out["single"] = scenario_from_calls(cfg, "single", [Call(*_operands(cfg, rng, 2 * R + 1, 7, C + 1))])
+    out["single"] = scenario_from_calls(cfg, "single",
+                                        [Call(*_operands(cfg, rng, 2 * R + 1, 7, C + 1))])
 
-    # K long enough that A of ceil(M/R) row tiles overflows the A scratchpad: a K split.
+    # K long enough that A of ni row tiles overflows the A scratchpad: a K split.
+    # (A words: ceil(M/R)*K in OS, ceil(K/R)*M in WS.)
     ni = 2
-    k_split = cfg.a_depth // ni + 3 if cfg.dataflow == "os" else None
-    if cfg.dataflow == "ws":
-        # WS: A words are ceil(K/R)*M; B words ceil(K/R)*ceil(N/C)*R
+    if cfg.dataflow == "os":
+        k_split = cfg.a_depth // ni + 3
+    else:
         k_split = (cfg.a_depth // (ni * R) + 1) * R
     m_tile = R * ni
     # M and N large enough that C overflows the accumulator memory: M/N tiles.

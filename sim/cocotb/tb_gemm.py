@@ -28,8 +28,8 @@ from cocotbext.axi import AxiStreamFrame
 
 from accelgen.host.driver import Accelerator
 from accelgen.host.plan import STATUS_BUSY, STATUS_DONE, STATUS_ERROR
-from accelgen.sim.cocotb.jobs import (DATA_SCENARIOS, EQUIVALENCE_SCENARIOS, Call, scenario_from_calls,
-                                      load_golden, scenarios)
+from accelgen.sim.cocotb.jobs import (DATA_SCENARIOS, EQUIVALENCE_SCENARIOS, Call, load_golden,
+                                      scenario_from_calls, scenarios)
 from accelgen.sim.cocotb.testbench import (RESP_OKAY, RESP_SLVERR, STALL_PATTERNS,
                                            TB, CanonicalDriver, Checker, ProgramReplayer)
 
