@@ -394,6 +394,35 @@ async def error_job(dut, case: str):
     await _run_scenario(tb, "single")
 
 
+@cocotb.test(timeout_time=TIMEOUT_US, timeout_unit="us", expect_fail=True)
+async def rejected_frame_then_next_job(dut):
+    """KNOWN HAZARD (expected to fail until the design changes): a job rejected at
+    CHECK reports DONE at once while the loader is still discarding its frame, and
+    the next START stops the discard, so a host that follows the driver's protocol
+    (wait for DONE, start the next job) hands the rest of the rejected frame to the
+    next job, which then fails (LONG_STREAM) or computes on the wrong operands.
+    cocotb reports this test as passing while it fails, and as failing once fixed."""
+    tb = TB(dut)
+    await tb.reset()
+    for name, value in (("M", 0), ("K", 4), ("N", 4), ("MODE", 0)):
+        await tb.write(name, value)
+    await tb.write("CTRL", 1 << tb.manifest.field("CTRL", "START")[0])
+    tb.source.send_nowait(AxiStreamFrame(bytes(32 * tb.manifest.beat_bytes)))
+    tb.monitor.note_send()
+    status = await tb.wait_idle(budget_cycles=5_000)
+    assert status & STATUS_ERROR
+    tb.monitor.in_frames.clear()
+    sc = scenarios(tb.config)["single"]
+    plan = sc.plans(tb.config)[0]
+    try:
+        results = await ProgramReplayer(tb).execute(plan)
+        Checker(tb.config).result(plan, results, sc.expected[0])
+    except AssertionError:
+        raise
+    except Exception as exc:          # expect_fail wants a failure, not an error
+        raise AssertionError(f"the next job broke: {exc}") from exc
+
+
 # -- exact protocol: cross-simulator equivalence ---------------------------------------
 
 
