@@ -13,7 +13,8 @@ programs. Environment:
     Optional path: ``canonical_equivalence`` writes its C and counters there.
 
 Data tests are crossed with idle insertion on the input stream and backpressure
-on the output stream (:data:`~.testbench.STALL_PATTERNS`).
+on the output stream (:data:`~.testbench.STALL_PATTERNS`). One test,
+``rejected_frame_then_next_job``, records a known hazard with ``expect_fail``.
 """
 
 from __future__ import annotations
@@ -30,14 +31,13 @@ from accelgen.host.driver import Accelerator
 from accelgen.host.plan import STATUS_BUSY, STATUS_DONE, STATUS_ERROR
 from accelgen.sim.cocotb.jobs import (DATA_SCENARIOS, EQUIVALENCE_SCENARIOS, Call, load_golden,
                                       scenario_from_calls, scenarios)
-from accelgen.sim.cocotb.testbench import (RESP_OKAY, RESP_SLVERR, STALL_PATTERNS,
-                                           TB, CanonicalDriver, Checker, ProgramReplayer)
+from accelgen.sim.cocotb.testbench import (RESP_OKAY, RESP_SLVERR, STALL_PATTERNS, TB,
+                                           CanonicalDriver, Checker, Manifest, ProgramReplayer)
 
 TIMEOUT_US = 2_000          # per test: 200k cycles, far beyond the slowest stalled run
 
 
 def _golden():
-    from accelgen.sim.cocotb.testbench import Manifest
     return load_golden(os.environ.get("ACCELGEN_GOLDEN"), Manifest.from_env().config)
 
 
