@@ -36,6 +36,7 @@ from .model import scalesim_cycles, lower_bound_cycles
 from .workloads import Workload, SparseWorkload
 
 __all__ = ["HwConfig", "Options", "default_configs", "default_sparse_configs", "run",
+           "apply_clocks", "summarize",
            "quantize_int8", "QUICK_RTL_MACS", "QUICK_INT_BASELINE_MACS"]
 
 #: In ``--quick``, workloads with more MACs than this are predicted by the model.
@@ -192,7 +193,7 @@ class _Bench:
 
     # -- dense ---------------------------------------------------------------------------
 
-    def dense(self, w: Workload, hw_list: list, clocks: dict) -> tuple:
+    def dense(self, w: Workload, hw_list: list) -> tuple:
         o = self.o
         rng = np.random.default_rng([o.seed, w.m, w.k, w.n])
         Af = rng.standard_normal((w.m, w.k), dtype=np.float32)
@@ -205,23 +206,24 @@ class _Bench:
         Cf = np.zeros((w.m, w.n), dtype=np.int32)
         t_dq = _host_timing(lambda: _dequantize(Cf, sa * sb), o.quick)
         A64 = Aq.astype(np.int64)
-        rows, amd = [], []
+        rows = []
         for hw in hw_list:
             if not hw.applies(w):
                 continue
             self.p.step(f"{w.name} on {hw.key}", advance=0)
-            row, a = self.dense_row(w, hw, A64, Bq, base, clocks[hw.key],
-                                    t_q.median_s, t_dq.median_s)
+            row = self.dense_row(w, hw, A64, Bq)
+            row.update(t_quantize_s=t_q.median_s, t_dequantize_s=t_dq.median_s,
+                       t_sw_s=base["numpy_f32"]["median_s"],
+                       t_sw_int_s=base["numpy_int"]["median_s"] if base["numpy_int"] else None)
             rows.append(row)
-            amd += a
             self.p.step(f"{w.name} on {hw.key}")
         host = {"workload": w.name, "quantize": t_q.to_dict(), "dequantize": t_dq.to_dict(),
                 "scales": [sa, sb]}
-        return rows, amd, {"workload": w.name, **base,
+        return rows, {"workload": w.name, **base,
                            "numpy_int_note": ("skipped in --quick (numpy's integer matmul "
                                               "has no BLAS)" if skip_int else "")}, host
 
-    def dense_row(self, w, hw, A64, Bq, base, clock, t_q, t_dq):
+    def dense_row(self, w, hw, A64, Bq):
         from .plan import build_plan
         cfg = hw.config
         o = self.o
@@ -266,36 +268,20 @@ class _Bench:
         job = row["job_cycles"]
         ss = scalesim_cycles(cfg, w.m, w.k, w.n)
         lb = lower_bound_cycles(cfg, w.m, w.k, w.n)
-        mhz = clock["mhz"]
-        proj = job / (mhz * 1e6)
         row.update(
             scalesim_cycles=ss, job_to_scalesim=job / ss,
             compute_to_scalesim=row["compute_cycles"] / ss,
             lower_bound_cycles=lb, job_to_lower_bound=job / lb,
             utilization=row["macs"] / (job * R * Cc),
             dense_equivalent_utilization=w.macs / (job * R * Cc),
-            clock_mhz=mhz, clock_source=clock["source"], projected_s=proj,
-            speedup_vs_numpy_f32=base["numpy_f32"]["median_s"] / proj,
-            speedup_vs_numpy_int=(base["numpy_int"]["median_s"] / proj
-                                  if base["numpy_int"] else None),
             roofline=roofline.point(cfg, m=w.m, k=w.k, n=w.n, macs=row["macs"],
-                                    job_cycles=job, input_bytes=plan.input_bytes))
-        t_copy = _memcpy_seconds(plan.input_bytes, o.quick)
-        row["pack_memcpy_s"] = t_copy
-        amd = []
-        for packer, tp in (("python", t_pack.median_s), ("memcpy", t_copy)):
-            for link in clock["links"]:
-                a = amdahl.offload(t_sw=base["numpy_f32"]["median_s"], t_quantize=t_q,
-                                   t_pack=tp, t_dequantize=t_dq, t_acc=proj,
-                                   link=link, input_bytes=plan.input_bytes,
-                                   output_bytes=plan.output_bytes)
-                amd.append({"workload": w.name, "config": hw.key, "source": row["source"],
-                            "packer": packer, **a})
-        return row, amd
+                                    job_cycles=job, input_bytes=plan.input_bytes),
+            pack_memcpy_s=_memcpy_seconds(plan.input_bytes, o.quick))
+        return row
 
     # -- sparse --------------------------------------------------------------------------
 
-    def sparse(self, w: SparseWorkload, key: str, cfg: SparseConfig, clock: dict, dense_ref):
+    def sparse(self, w: SparseWorkload, key: str, cfg: SparseConfig, dense_ref):
         from .sparse import plan_spmv, plan_spmm, sparse_lower_bound_cycles
         o = self.o
         A = w.matrix()
@@ -347,30 +333,71 @@ class _Bench:
                        sim_seconds=None, model_error=None)
         job = row["job_cycles"]
         lb = sparse_lower_bound_cycles(cfg, plan)
-        mhz = clock["mhz"]
-        proj = job / (mhz * 1e6)
-        dense_cycles = predict_call(dense_ref.config, M, N, w.p).job_cycles
-        dense_s = dense_cycles / (self._dense_clock["mhz"] * 1e6)
         row.update(lanes=cfg.lanes, lane_utilization=row["nnz_processed"] / (cfg.lanes * job),
                    lower_bound_cycles=lb, job_to_lower_bound=job / lb,
-                   clock_mhz=mhz, clock_source=clock["source"], projected_s=proj,
-                   dense_array_config=dense_ref.key, dense_array_model_cycles=dense_cycles,
-                   dense_array_projected_s=dense_s, speedup_vs_dense_array=dense_s / proj,
-                   speedup_vs_scipy_f32=base["scipy_csr_f32"]["median_s"] / proj,
-                   speedup_vs_scipy_int=base["scipy_csr_int"]["median_s"] / proj,
-                   speedup_vs_numpy_dense_f32=base["numpy_dense_f32"]["median_s"] / proj)
-        t_copy = _memcpy_seconds(plan.input_bytes, o.quick)
-        row["pack_memcpy_s"] = t_copy
-        amd = []
-        for packer, tp in (("python", t_pack.median_s), ("memcpy", t_copy)):
-            for link in clock["links"]:
-                a = amdahl.offload(t_sw=base["scipy_csr_f32"]["median_s"],
-                                   t_quantize=t_q.median_s, t_pack=tp, t_dequantize=0.0,
-                                   t_acc=proj, link=link, input_bytes=plan.input_bytes,
-                                   output_bytes=plan.output_bytes)
-                amd.append({"workload": w.name, "config": key, "source": row["source"],
-                            "packer": packer, **a})
-        return row, amd, {"workload": w.name, **base}
+                   dense_array_config=dense_ref.key,
+                   dense_array_model_cycles=predict_call(dense_ref.config, M, N, w.p).job_cycles,
+                   pack_memcpy_s=_memcpy_seconds(plan.input_bytes, o.quick),
+                   t_quantize_s=t_q.median_s, t_dequantize_s=0.0,
+                   t_sw_s=base["scipy_csr_f32"]["median_s"])
+        return row, {"workload": w.name, **base}
+
+
+def apply_clocks(res: dict) -> None:
+    """Everything that depends on a clock, from the cycle counts and the host times in
+    ``res``: projected wall times, speedups, the links' bandwidths and the Amdahl rows.
+
+    The clocks are looked up when this runs (at the end of a run), so a synthesis
+    result cached while the benchmark ran is used.
+    """
+    clocks = {}
+    for c in res["configs"]:
+        from accelgen.hdl.config import config_from_dict
+        cfg = config_from_dict(c["config"])
+        mhz, source, note = _clock(cfg)
+        links = amdahl.links(cfg.stream_bits, mhz, source)
+        clocks[c["key"]] = (mhz, links)
+        c.update(clock_mhz=mhz, clock_source=source, clock_note=note,
+                 links=[l.to_dict() for l in links])
+    base = {b["workload"]: b for b in res["baselines"]}
+    amd = []
+    for r in res["gemm"]:
+        mhz, links = clocks[r["config"]]
+        proj = r["job_cycles"] / (mhz * 1e6)
+        r.update(clock_mhz=mhz, clock_source=_source(res, r["config"]), projected_s=proj,
+                 speedup_vs_numpy_f32=r["t_sw_s"] / proj,
+                 speedup_vs_numpy_int=r["t_sw_int_s"] / proj if r["t_sw_int_s"] else None)
+        amd += _amdahl_rows(r, proj, links)
+    for r in res["sparse"]:
+        mhz, links = clocks[r["config"]]
+        proj = r["job_cycles"] / (mhz * 1e6)
+        b = base[r["workload"]]
+        dense_mhz = clocks[r["dense_array_config"]][0] if r["dense_array_config"] in clocks \
+            else _clock(GemmConfig())[0]
+        dense_s = r["dense_array_model_cycles"] / (dense_mhz * 1e6)
+        r.update(clock_mhz=mhz, clock_source=_source(res, r["config"]), projected_s=proj,
+                 dense_array_projected_s=dense_s, speedup_vs_dense_array=dense_s / proj,
+                 speedup_vs_scipy_f32=b["scipy_csr_f32"]["median_s"] / proj,
+                 speedup_vs_scipy_int=b["scipy_csr_int"]["median_s"] / proj,
+                 speedup_vs_numpy_dense_f32=b["numpy_dense_f32"]["median_s"] / proj)
+        amd += _amdahl_rows(r, proj, links)
+    res["amdahl"] = amd
+
+
+def _source(res, key):
+    return next(c["clock_source"] for c in res["configs"] if c["key"] == key)
+
+
+def _amdahl_rows(r, proj, links):
+    out = []
+    for packer, tp in (("python", r["pack_s"]), ("memcpy", r["pack_memcpy_s"])):
+        for link in links:
+            a = amdahl.offload(t_sw=r["t_sw_s"], t_quantize=r["t_quantize_s"], t_pack=tp,
+                               t_dequantize=r["t_dequantize_s"], t_acc=proj, link=link,
+                               input_bytes=r["input_bytes"], output_bytes=r["output_bytes"])
+            out.append({"workload": r["workload"], "config": r["config"],
+                        "source": r["source"], "packer": packer, **a})
+    return out
 
 
 def _memcpy_seconds(nbytes: int, quick: bool) -> float:
@@ -448,49 +475,32 @@ def run(opts: Options, progress=None, command: str = "") -> dict:
     n_sparse = len(opts.sparse_workloads) * len(sparse_cfgs)
     progress.start(n_dense + n_sparse + (len(DESIGN_SPACE) if design else 0))
 
-    configs, clocks = [], {}
+    configs = []
     for hw in opts.configs:
-        mhz, source, note = _clock(hw.config)
-        clocks[hw.key] = {"mhz": mhz, "source": source, "note": note,
-                          "links": amdahl.links(hw.config.stream_bits, mhz, source)}
         configs.append({"key": hw.key, "kind": "gemm", "label": hw.label,
                         "config": hw.config.to_dict(), "config_hash": hw.config.config_hash,
-                        "workload_tags": list(hw.tags), "clock_mhz": mhz,
-                        "clock_source": source, "clock_note": note,
-                        "links": [l.to_dict() for l in clocks[hw.key]["links"]],
-                        **roofline.roof(hw.config)})
+                        "workload_tags": list(hw.tags), **roofline.roof(hw.config)})
     for key, cfg in sparse_cfgs:
-        mhz, source, note = _clock(cfg)
-        clocks[key] = {"mhz": mhz, "source": source, "note": note,
-                       "links": amdahl.links(cfg.stream_bits, mhz, source)}
         configs.append({"key": key, "kind": "sparse", "label": cfg.describe(),
                         "config": cfg.to_dict(), "config_hash": cfg.config_hash,
-                        "clock_mhz": mhz, "clock_source": source, "clock_note": note,
-                        "links": [l.to_dict() for l in clocks[key]["links"]],
                         "peak_nnz_per_cycle": cfg.lanes,
                         "input_bytes_per_cycle": cfg.stream_bits / 8})
-    gemm, amd, base, host = [], [], [], []
+    gemm, base, host = [], [], []
     sparse_rows = []
     _warm_up_host(opts.configs, sparse_cfgs)
     try:
         for w in opts.workloads:
-            r, a, bl, h = b.dense(w, opts.configs, clocks)
+            r, bl, h = b.dense(w, opts.configs)
             gemm += r
-            amd += a
             base.append(bl)
             host.append(h)
         if opts.sparse_workloads and sparse_cfgs:
             dense_ref = opts.configs[0] if opts.configs else HwConfig("os", GemmConfig())
-            if dense_ref.key not in clocks:
-                mhz, source, note = _clock(dense_ref.config)
-                clocks[dense_ref.key] = {"mhz": mhz, "source": source}
-            b._dense_clock = clocks[dense_ref.key]
             for w in opts.sparse_workloads:
                 for key, cfg in sparse_cfgs:
                     progress.step(f"{w.name} on {key}", advance=0)
-                    r, a, bl = b.sparse(w, key, cfg, clocks[key], dense_ref)
+                    r, bl = b.sparse(w, key, cfg, dense_ref)
                     sparse_rows.append(r)
-                    amd += a
                     if not any(x["workload"] == w.name for x in base):
                         base.append(bl)
                     progress.step(f"{w.name} on {key}")
@@ -512,9 +522,10 @@ def run(opts: Options, progress=None, command: str = "") -> dict:
                               "p": w.p, "tags": list(w.tags), "description": w.description}
                              for w in opts.sparse_workloads],
         "gemm": gemm, "sparse": sparse_rows, "baselines": base, "host_side": host,
-        "amdahl": amd, "design_space": design_rows,
+        "amdahl": [], "design_space": design_rows,
         "verilator_build_or_load_s": b.build_seconds, "notes": b.notes,
     }
+    apply_clocks(res)
     res["summary"] = summarize(res)
     res["elapsed_s"] = time.perf_counter() - t_start
     return res

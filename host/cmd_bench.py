@@ -17,6 +17,7 @@ the Amaranth backend and against a bare Verilator loop, and the time to generate
 Verilog for a 32x32 array.
 """
 
+import datetime
 import json
 import platform
 import statistics
@@ -58,6 +59,10 @@ def add_parser(subparsers):
                    help="skip the model-only design-space table")
     p.add_argument("--seed", type=int, default=0, help="operand seed (default: 0)")
     p.add_argument("--list", action="store_true", help="list workloads and tags, then exit")
+    p.add_argument("--rederive", metavar="BENCH.json", default=None,
+                   help="measure nothing: recompute a saved run's wall times, speedups and "
+                        "Amdahl figures with the clocks cached now (e.g. after accelgen synth), "
+                        "and rewrite its report and figures into --out")
     p.add_argument("--update-readme", metavar="README.md", default=None,
                    help="replace that file's '## Benchmarks' section with this run's headline "
                         "tables and figures (linked relative to it)")
@@ -250,6 +255,8 @@ def run_workloads(args) -> int:
     from .cliutil import CliError
     if args.list:
         return _list()
+    if args.rederive:
+        return _rederive(args)
     try:
         dense = select(args.workloads, args.tags)
         sparse = [] if args.no_sparse else select_sparse(args.workloads, args.tags)
@@ -279,7 +286,28 @@ def run_workloads(args) -> int:
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console,
                   transient=False) as progress:
         res = bench.run(opts, _RichProgress(progress), command=command.strip())
-        res["figures"] = figures = plots.write_all(res, out)
+    return _write(res, out, args)
+
+
+def _rederive(args) -> int:
+    from accelgen.host import bench
+    from .cliutil import CliError
+    src = Path(args.rederive)
+    try:
+        res = json.loads(src.read_text())
+    except (OSError, ValueError) as e:
+        raise CliError(f"Cannot read {src}: {e}") from None
+    bench.apply_clocks(res)
+    res["summary"] = bench.summarize(res)
+    res.setdefault("rederived", []).append(
+        datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    return _write(res, Path(args.out or src.parent), args)
+
+
+def _write(res, out: Path, args) -> int:
+    from accelgen.host import benchreport, plots
+    out.mkdir(parents=True, exist_ok=True)
+    res["figures"] = figures = plots.write_all(res, out)
     (out / "bench.json").write_text(json.dumps(res, indent=1, default=_json_default))
     (out / "report.md").write_text(benchreport.report(res, figures))
     if args.update_readme:
