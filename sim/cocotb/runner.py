@@ -211,6 +211,12 @@ def build(sim: str, design, *, waves: bool = False, build_dir: Path | None = Non
                     if log.exists() else ""
                 raise RuntimeError(f"cocotb build for {sim} failed ({exc}); log {log}:\n{tail}") \
                     from None
+        if sim == "verilator":
+            # the run needs only the executable: precompiled headers and objects are
+            # ~145 MB per design
+            for path in build_dir.iterdir():
+                if path.suffix in (".gch", ".o", ".a", ".d"):
+                    path.unlink()
         stamp.write_text(json.dumps({**key_material, "seconds": round(time.monotonic() - t0, 1)}))
         print(f"accelgen: built {design.top} for cocotb on {sim} in "
               f"{time.monotonic() - t0:.1f} s ({build_dir})", file=sys.stderr)
