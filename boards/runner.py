@@ -192,18 +192,27 @@ def run_tool(tool: toolchain.Tool | str, args: list[str], *, cwd: Path, log: Pat
         progress(stage, f"starting {Path(command).name}")
     with open(log, "w") as f:
         f.write("$ " + " ".join([command, *args]) + f"\n# cwd: {cwd}\n")
-        f.flush()
-        proc = subprocess.Popen([command, *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace",
-                                bufsize=1)
+    # The tool writes straight into the log file: through a pipe, YoWASP tools
+    # buffer their output until they exit. The log is followed for progress.
+    with open(log, "a") as out, open(log, errors="replace") as follow:
+        proc = subprocess.Popen([command, *args], cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
         try:
-            for line in proc.stdout:
-                f.write(line)
-                if progress:
-                    status = _status_line(line.rstrip("\n"))
-                    if status:
-                        progress(stage, status)
-            rc = proc.wait()
+            partial = ""
+            while True:
+                rc = proc.poll()
+                chunk = follow.read()
+                if chunk:
+                    lines = (partial + chunk).split("\n")
+                    partial = lines.pop()
+                    if progress:
+                        status = next((st for st in map(_status_line, reversed(lines)) if st),
+                                      None)
+                        if status:
+                            progress(stage, status)
+                if rc is not None:
+                    break
+                time.sleep(0.5)
         except BaseException:
             proc.kill()
             proc.wait()
