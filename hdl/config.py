@@ -155,7 +155,9 @@ class GemmConfig(ConfigBase):
         _check_int(o, "acc_bits", self.acc_bits, 16, 64)
         if self.acc_bits % 8:
             raise ValueError(f"{o}.acc_bits must be a multiple of 8, not {self.acc_bits!r}")
-        prod = self.a.bits + self.b.bits
+        # a signed x unsigned product needs one more bit (the unsigned operand is
+        # zero-extended into a signed multiply)
+        prod = self.a.bits + self.b.bits + (self.a.signed != self.b.signed)
         if self.acc_bits < prod:
             raise ValueError(f"{o}.acc_bits must be at least the product width "
                              f"{prod} ({self.a_dtype} x {self.b_dtype}), not {self.acc_bits!r}")

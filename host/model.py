@@ -201,7 +201,7 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
         span_end = rows[-1][0]
     compute = span_end - first_issue + 1 - stall_within(stall, first_issue, t0, cfg)
     if no_output:
-        end = span_end
+        end = span_end + 1          # the job ends the cycle after the last row is written
     else:
         end = _output_end(cfg, rows, span_end, requant)
     job = end - busy0 + 1

@@ -1,0 +1,1 @@
+"""cocotb testbenches of the generated accelerators (run through cocotb_tools.runner)."""
