@@ -25,6 +25,7 @@ not fit or a tool failed (the message names the log), 2 on a usage error.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -38,7 +39,7 @@ __all__ = ["add_parser", "run", "summary_markdown"]
 def add_parser(subparsers):
     p = subparsers.add_parser("synth", help="synthesize, place and route: area and Fmax",
                               description=__doc__,
-                              formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_args(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--part", metavar="CODE",
