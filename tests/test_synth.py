@@ -771,3 +771,33 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     except SynthError as error:
         assert error.kind == "does-not-fit" and "SB_MAC16" in str(error)
         assert error.log is not None and error.log.is_file()
+
+
+# --- command line -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,message", [
+    (["synth"], "say where to synthesize: --part CODE, --board NAME, --asic or --table"),
+    (["synth", "--part", "LFE5U-85F-9BG381C"], "Speed grade of LFE5U-85F must be one of 6, 7, 8"),
+    (["synth", "--board", "nosuchboard"], "Board must be an alias"),
+    (["synth", "--loopback", "--part", "iCE40UP5K-SG48"], "--loopback is a board build"),
+])
+def test_synth_command_usage_errors(argv, message, capsys):
+    from accelgen.host.cli import main
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_synth_command_lists_boards(capsys):
+    from accelgen.host.cli import main
+    assert main(["synth", "--list-boards"]) == 0
+    out = capsys.readouterr().out
+    assert "icebreaker" in out and "ULX3S_85F_Platform" in out
+
+
+def test_synth_command_reports_a_missing_tool(tmp_path, monkeypatch, capsys):
+    from accelgen.host.cli import main
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    monkeypatch.setenv("ACCELGEN_NEXTPNR_ICE40", str(tmp_path / "no-such-nextpnr"))
+    assert main(["synth", "--rows", "1", "--cols", "1", "--part", "iCE40UP5K-SG48"]) == 1
+    err = capsys.readouterr().err
+    assert "accelgen synth: tool missing: nextpnr-ice40 not found" in err
