@@ -9,7 +9,8 @@
   none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
 * on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
   until one does not fit, reporting the largest that does. These use the small
-  memories the part can hold (:func:`ice40_config`).
+  memories the part can hold (:func:`ice40_config`);
+* the ASIC-style estimate (:mod:`.asic`) of each ECP5 config.
 
 Runs go one at a time (each place-and-route keeps a core busy for minutes) and
 come from the cache when nothing changed. The results are written as
@@ -73,6 +74,19 @@ def _run(config, part, target, tools, progress, use_cache, log) -> dict:
     return result
 
 
+def _asic(config, tools, progress, use_cache, log) -> dict:
+    from .asic import run_asic
+    try:
+        result = run_asic(config, tools=tools, progress=progress, use_cache=use_cache)
+    except SynthError as error:
+        log(f"ASIC estimate of {config.describe()}: {error.kind}: {error}")
+        return {"flow": "asic", "design": config.describe(), "status": error.kind,
+                "error": str(error)}
+    log(f"ASIC estimate of {config.describe()}: {result['transistors']['total'] / 1e6:.2f} M "
+        f"transistors{' (cached)' if result.get('cached') else ''}")
+    return result
+
+
 def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=True,
               log=print) -> dict:
     """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
@@ -95,7 +109,8 @@ def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=Tr
         if r.get("fmax_mhz") is None:
             break
         largest = side
-    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest}
+    asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)]
+    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest, "asic": asic}
     json_path, md_path = out / "table.json", out / "table.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(render_markdown(data))
@@ -117,10 +132,15 @@ def _rows(results):
     return rows
 
 
+def _errors(results) -> list[str]:
+    notes = [f"- {r['design']}: {r['error']}" for r in results if r.get("error")]
+    return [*notes, ""] if notes else []
+
+
 def render_markdown(data: dict) -> str:
     """The table document: ECP5 rows, iCE40 rows, DSP use and run times."""
     lines = [f"### ECP5: {ECP5_PART}, out of context, {ECP5_TARGET_MHZ:g} MHz target", "",
-             markdown_table(_rows(data["ecp5"]))]
+             markdown_table(_rows(data["ecp5"])), *_errors(data["ecp5"])]
     extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time |", "|---|---|---|---|"]
     for r in data["ecp5"] + data["ice40"]:
         dsp = r.get("dsp") or {}
@@ -131,7 +151,22 @@ def render_markdown(data: dict) -> str:
               "Square int8 arrays (1 KiB scratchpads, 2 KiB accumulators, 32-bit stream, no "
               "requantizer), growing until one does not fit; largest that fits: "
               f"**{f'{largest}x{largest}' if largest else 'none'}**.", "",
-              markdown_table(_rows(data["ice40"])), "", *extra, ""]
+              markdown_table(_rows(data["ice40"])), *_errors(data["ice40"]),
+              "### DSP blocks and run times", "", *extra, ""]
+    asic = data.get("asic") or []
+    if asic:
+        lines += ["### ASIC-style estimate (generic gates, static CMOS transistor count)", "",
+                  "| Config | Gates | Flip-flops | Logic + flop transistors | NAND2 eq. | "
+                  "Memory bits | Total transistors |", "|---|---|---|---|---|---|---|"]
+        for r in asic:
+            if r.get("status"):
+                lines.append(f"| {r['design']} | {r['status']} | | | | | |")
+                continue
+            t = r["transistors"]
+            lines.append(f"| {r['design']} | {r['gates']:,} | {r['flops']:,} | "
+                         f"{(t['logic'] + t['flops']) / 1e6:.2f} M | {r['nand2_equivalents']:,} | "
+                         f"{r['memory_bits']:,} | {t['total'] / 1e6:.2f} M |")
+        lines.append("")
     tools = next((r.get("tools") for r in data["ecp5"] + data["ice40"] if r.get("tools")), None)
     if tools:
         lines.append("Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".")
