@@ -103,7 +103,10 @@ def store_dir(key: str) -> Path:
 
 @contextmanager
 def locked(key: str, what: str) -> Iterator[None]:
-    """Hold the cache lock of ``key`` (another process running the same job waits)."""
+    """Hold the cache lock of ``key`` (another process running the same job waits).
+
+    Work directories ``.work/<key>-*`` left by a run that died are removed.
+    """
     locks = cache_dir() / ".locks"
     locks.mkdir(parents=True, exist_ok=True)
     with open(locks / f"{key}.lock", "a+") as f:
@@ -112,6 +115,10 @@ def locked(key: str, what: str) -> Iterator[None]:
         except BlockingIOError:
             print(f"accelgen: waiting for another process running {what}", file=sys.stderr)
             fcntl.flock(f, fcntl.LOCK_EX)
+        # With the lock held, work directories of this key are leftovers of a
+        # run that died (killed, out of time): remove them.
+        for stale in (cache_dir() / ".work").glob(f"{key}-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         try:
             yield
         finally:
