@@ -53,7 +53,7 @@ def _src(r) -> str:
     return "RTL" if r["source"] == "rtl" else "model"
 
 
-def headline(res: dict, figdir: str = "") -> str:
+def headline(res: dict, figdir: str = "", amdahl_kinds=("gemm", "sparse")) -> str:
     """The README's table: per config, over the workloads of the run."""
     s = res["summary"]["per_config"]
     lines = []
@@ -90,7 +90,7 @@ def headline(res: dict, figdir: str = "") -> str:
     am = res["summary"].get("amdahl", {})
     arows = []
     firsts = []
-    for kind in ("gemm", "sparse"):
+    for kind in amdahl_kinds:
         firsts += [c for c in res["configs"] if c["kind"] == kind][:1]
     for c in firsts:
         for link, packer in ((l, p) for p in ("python", "memcpy") for l in c.get("links", [])):
@@ -251,7 +251,9 @@ def report(res: dict, figures: dict) -> str:
                      for r in res["sparse"]])
         L += ["", "Lane U = nonzeros processed / (lanes x job cycles), X loading and every "
               "stall included. 'dense array' = the same product on the dense array (analytic "
-              "model), A as a dense M x K operand.", ""]
+              "model), A as a dense M x K operand; note its stream is the dense config's "
+              "(64-bit by default) while the sparse engine's is 256-bit: part of the gap is "
+              "bandwidth, not sparsity.", ""]
         if "sparse_density" in figures:
             L += [f"![sparse U against density]({figures['sparse_density']})", ""]
     # design space
@@ -315,6 +317,48 @@ def workload_table(res: dict) -> str:
     return "\n".join(_table(head, out)) + "\n"
 
 
+def _findings(res: dict) -> list:
+    """A few sentences from the summary (templated, so a rerun keeps them true)."""
+    s = res["summary"]
+    pc = s["per_config"]
+    out = []
+    gemm = [c for c in res["configs"] if c["kind"] == "gemm"]
+    if len(gemm) >= 2 and gemm[0]["key"] in pc and gemm[1]["key"] in pc:
+        a, b = pc[gemm[0]["key"]], pc[gemm[1]["key"]]
+        low = min((r for r in res["gemm"] if r["config"] == gemm[0]["key"]),
+                  key=lambda r: r["utilization"])
+        out.append(f"- Utilization (geometric mean over the square and layer shapes): "
+                   f"{_pct(a['utilization_gmean_layers_and_square'])} {gemm[0]['key'].upper()}, "
+                   f"{_pct(b['utilization_gmean_layers_and_square'])} "
+                   f"{gemm[1]['key'].upper()}; lowest {low['workload']} "
+                   f"({low['m']}x{low['k']}x{low['n']}) at {_pct(low['utilization'])}, "
+                   f"bound by {low['roofline']['bound_by']}.")
+        out.append(f"- Job cycles / SCALE-Sim 3.0: {_rng(a['job_to_scalesim'])} "
+                   f"({gemm[0]['key'].upper()}), {_rng(b['job_to_scalesim'])} "
+                   f"({gemm[1]['key'].upper()}); job cycles / lower bound "
+                   f"{_rng(a['job_to_lower_bound'])} and {_rng(b['job_to_lower_bound'])}.")
+        out.append(f"- Kernel speedup over numpy float32 on this machine at "
+                   f"{gemm[0]['clock_mhz']:g} MHz ({gemm[0]['clock_source']}): "
+                   f"{_rng(a['speedup_vs_numpy_f32'])}x; over numpy's integer matmul "
+                   f"{_rng(a['speedup_vs_numpy_int'], _x0)}x.")
+    am = s.get("amdahl", {}).get(gemm[0]["key"] if gemm else "", {})
+    py, mc = am.get("pcie3x4:python"), am.get("pcie3x4:memcpy")
+    if py and mc:
+        out.append(f"- End to end over PCIe gen3 x4 the host side is "
+                   f"{_rng(py['host_share'], _pct)} of the time with the driver's Python "
+                   f"packing ({_rng(mc['host_share'], _pct)} if packing ran at memcpy "
+                   f"speed); the Amdahl bound is {_rng(py['amdahl_bound'], _x3)}x "
+                   f"({_rng(mc['amdahl_bound'], _x3)}x).")
+    sp = [c for c in res["configs"] if c["kind"] == "sparse" and c["key"] in pc]
+    if sp:
+        out.append("- Sparse engine lane utilization: " + "; ".join(
+            f"{c['key']} {_rng(pc[c['key']]['lane_utilization'], _pct)}" for c in sp) + ".")
+    if s.get("model_error_rtl_rows"):
+        out.append(f"- Analytic model against the RTL counters, {s['rtl_rows']} rows: "
+                   f"{_rng(s['model_error_rtl_rows'], _err)}.")
+    return out
+
+
 def readme_section(res: dict, figdir: str) -> str:
     """The README's "Benchmarks" section: headline tables and figures of ``res``, with
     the command line that produced them. ``figdir`` is where the PNGs are, relative
@@ -334,7 +378,7 @@ def readme_section(res: dict, figdir: str) -> str:
          f"error on them "
          f"{_rng(s['model_error_rtl_rows'], _err)}. Cycle counts come from the accelerator's "
          f"own counters (Verilator); wall times project them at the clock in the last column.",
-         "", headline(res), workload_table(res)]
+         ""] + _findings(res) + ["", headline(res, amdahl_kinds=("gemm",)), workload_table(res)]
     if any(c["clock_source"] == "assumed" for c in res["configs"]):
         L += [f"Clock: no synthesis result was cached for the benchmarked configs when this "
               f"ran, so times use an assumed {res['assumed_mhz']:g} MHz (`accelgen synth` "
