@@ -49,7 +49,8 @@ def run(args) -> int:
     from accelgen.host import Accelerator, reference_matmul
     from accelgen.host.workloads import DEMO, by_name
 
-    console = Console()
+    # a log file or CI gets the whole table, not one squeezed to 80 columns
+    console = Console(width=None if sys.stdout.isatty() else 170)
     cfg = load_config(args)
     out = Path(args.out)
     names = args.workloads or list(DEMO)
