@@ -15,7 +15,8 @@ from amaranth.lib.wiring import In, Out
 
 from .regs import RegisterMap
 
-__all__ = ["AXI4LiteSignature", "AXI4LiteCSR", "RESP_OKAY", "RESP_SLVERR"]
+__all__ = ["AXI4LiteSignature", "AXI4LiteCSR", "RESP_OKAY", "RESP_SLVERR", "axi_top_members",
+           "axi_top_domain", "connect_axil"]
 
 RESP_OKAY = 0b00
 RESP_SLVERR = 0b10
@@ -140,3 +141,47 @@ class AXI4LiteCSR(wiring.Component):
                             value = getattr(self, f"ro_{r.name}")
                         m.d.sync += bus.rdata.eq(value)
         return m
+
+
+_AXIL_IN = ("awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
+            "araddr", "arprot", "arvalid", "rready")
+_AXIL_OUT = ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp", "rvalid")
+
+
+def axi_top_members(addr_width: int, stream_bits: int, own_domain: bool) -> dict:
+    """Flat top-level members with the AXI names: ``aclk``/``aresetn`` (with
+    ``own_domain``), an AXI4-Lite slave ``s_axil_*``, an AXI4-Stream slave ``s_axis_*``
+    and master ``m_axis_*``. Flat, so the Verilog ports carry exactly these names."""
+    aw, sb = addr_width, stream_bits
+    members = {"aclk": In(1), "aresetn": In(1)} if own_domain else {}
+    members.update({
+        "s_axil_awaddr": In(aw), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
+        "s_axil_awready": Out(1),
+        "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
+        "s_axil_wready": Out(1),
+        "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
+        "s_axil_araddr": In(aw), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
+        "s_axil_arready": Out(1),
+        "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
+        "s_axil_rready": In(1),
+        "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
+        "s_axis_tready": Out(1),
+        "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
+        "m_axis_tready": In(1),
+    })
+    return members
+
+
+def axi_top_domain(m, top) -> None:
+    """The ``sync`` domain of a top with its own domain: ``aclk``, active-low ``aresetn``."""
+    from amaranth import ClockDomain, ClockSignal, ResetSignal
+    m.domains.sync = ClockDomain("sync")
+    m.d.comb += [ClockSignal("sync").eq(top.aclk), ResetSignal("sync").eq(~top.aresetn)]
+
+
+def connect_axil(m, top, bus) -> None:
+    """Wire a top's flat ``s_axil_*`` ports to an AXI4-Lite slave interface ``bus``."""
+    for name in _AXIL_IN:
+        m.d.comb += getattr(bus, name).eq(getattr(top, f"s_axil_{name}"))
+    for name in _AXIL_OUT:
+        m.d.comb += getattr(top, f"s_axil_{name}").eq(getattr(bus, name))

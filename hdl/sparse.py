@@ -49,14 +49,14 @@ frame, which the host is sending, is discarded up to TLAST even across a new STA
 from amaranth import Module, Signal, Mux, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
-from amaranth import ClockDomain, ClockSignal, ResetSignal, ResetInserter
+from amaranth import ResetInserter
 
 from .sparse_config import SparseConfig
 from .sparse_regs import SPARSE_ERRORS, sparse_register_map
 from .densebuf import DenseBuffer
 from .segscan import SegmentedReduce
 from .rowqueue import CompactionQueue
-from .axil import AXI4LiteCSR
+from .axil import AXI4LiteCSR, axi_top_members, axi_top_domain, connect_axil
 
 __all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE"]
 
@@ -395,27 +395,8 @@ class SparseTop(wiring.Component):
         self._cfg = config
         self._own_domain = own_domain
         self._regmap = sparse_register_map(config)
-        aw = self._regmap.addr_width
-        sb = config.stream_bits
-        members = {}
-        if own_domain:
-            members.update({"aclk": In(1), "aresetn": In(1)})
-        members.update({
-            "s_axil_awaddr": In(aw), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
-            "s_axil_awready": Out(1),
-            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-            "s_axil_araddr": In(aw), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
-            "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
-            "s_axil_rready": In(1),
-            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
-            "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
-            "m_axis_tready": In(1),
-        })
-        super().__init__(members)
+        super().__init__(axi_top_members(self._regmap.addr_width, config.stream_bits,
+                                         own_domain))
 
     @property
     def config(self) -> SparseConfig:
@@ -428,20 +409,13 @@ class SparseTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._own_domain:
-            m.domains.sync = ClockDomain("sync")
-            m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+            axi_top_domain(m, self)
 
         m.submodules.csr = csr = AXI4LiteCSR(self._regmap)
         soft_reset = Signal()
         m.submodules.core = core = ResetInserter(soft_reset)(SparseCore(self._cfg))
 
-        bus = csr.bus
-        for name in ("awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
-                     "araddr", "arprot", "arvalid", "rready"):
-            m.d.comb += getattr(bus, name).eq(getattr(self, f"s_axil_{name}"))
-        for name in ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp",
-                     "rvalid"):
-            m.d.comb += getattr(self, f"s_axil_{name}").eq(getattr(bus, name))
+        connect_axil(m, self, csr.bus)
 
         ctrl = self._regmap["CTRL"]
         start_bit, reset_bit = ctrl.field("START").lsb, ctrl.field("SOFT_RESET").lsb

@@ -6,13 +6,12 @@ LiteX SoC or a cocotbext-axi testbench without glue. ``aresetn`` is active low
 and synchronous.
 """
 
-from amaranth import Module, Signal, ClockDomain, ClockSignal, ResetSignal, ResetInserter
+from amaranth import Module, Signal, ResetInserter
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .config import GemmConfig
 from .regs import gemm_register_map
-from .axil import AXI4LiteCSR
+from .axil import AXI4LiteCSR, axi_top_members, axi_top_domain, connect_axil
 from .gemm import GemmCore
 
 __all__ = ["GemmTop"]
@@ -34,27 +33,8 @@ class GemmTop(wiring.Component):
         self._cfg = config
         self._own_domain = own_domain
         self._regmap = gemm_register_map(config)
-        aw = self._regmap.addr_width
-        sb = config.stream_bits
-        members = {}
-        if own_domain:
-            members.update({"aclk": In(1), "aresetn": In(1)})
-        members.update({
-            "s_axil_awaddr": In(aw), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
-            "s_axil_awready": Out(1),
-            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-            "s_axil_araddr": In(aw), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
-            "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
-            "s_axil_rready": In(1),
-            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
-            "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
-            "m_axis_tready": In(1),
-        })
-        super().__init__(members)
+        super().__init__(axi_top_members(self._regmap.addr_width, config.stream_bits,
+                                         own_domain))
 
     @property
     def config(self) -> GemmConfig:
@@ -67,21 +47,14 @@ class GemmTop(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         if self._own_domain:
-            m.domains.sync = ClockDomain("sync")
-            m.d.comb += [ClockSignal("sync").eq(self.aclk), ResetSignal("sync").eq(~self.aresetn)]
+            axi_top_domain(m, self)
 
         m.submodules.csr = csr = AXI4LiteCSR(self._regmap)
         soft_reset = Signal()
         core = GemmCore(self._cfg)
         m.submodules.core = core = ResetInserter(soft_reset)(core)
 
-        bus = csr.bus
-        for name in ("awaddr", "awprot", "awvalid", "wdata", "wstrb", "wvalid", "bready",
-                     "araddr", "arprot", "arvalid", "rready"):
-            m.d.comb += getattr(bus, name).eq(getattr(self, f"s_axil_{name}"))
-        for name in ("awready", "wready", "bresp", "bvalid", "arready", "rdata", "rresp",
-                     "rvalid"):
-            m.d.comb += getattr(self, f"s_axil_{name}").eq(getattr(bus, name))
+        connect_axil(m, self, csr.bus)
 
         ctrl = self._regmap["CTRL"]
         start_bit, reset_bit = ctrl.field("START").lsb, ctrl.field("SOFT_RESET").lsb
