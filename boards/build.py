@@ -21,7 +21,7 @@ from accelgen import toolchain
 from . import cache, report
 from .flow import (DEFAULT_TARGET_MHZ, RESULT_SCHEMA, SEED, _fail, _now, _tool_info,
                    classify_nextpnr_error, dsp_breakdown, dsp_modes, dsp_prelude,
-                   dsp_shortfall, fit_problems, summarize, synth_options)
+                   dsp_shortfall, fit_problems, primitives_for, summarize, synth_options)
 from .runner import Progress, SynthError, forced_tools, run_tool, select_tools
 from .targets import board_part, board_platform
 from .top import BoardTop
@@ -135,6 +135,9 @@ def _build(config, platform, part, target, baud, fifo_depth, seed, dsp, env, wor
         progress("elaborate", f"{config.describe()} on {type(platform).__name__}")
     t0 = time.monotonic()
     top = BoardTop(config, clock_hz=target * 1e6, baud=baud, fifo_depth=fifo_depth)
+    hooks = primitives_for(part, dsp)
+    if hooks is not None:       # registered DSP multipliers in the PEs, as out of context
+        platform.accelgen_multiplier = hooks.accelgen_multiplier
     plan = platform.build(
         top, name=BUILD_NAME, do_build=False, verbose=True,
         synth_opts=synth_options(part, dsp),

@@ -70,6 +70,18 @@ def dsp_prelude(dsp: str, top: str) -> list[str]:
     return [f"hierarchy -top {top}", "proc", f"booth t:$mul a:src=*{PE_SOURCE}* %d"]
 
 
+def primitives_for(part: Part, dsp: str):
+    """The platform hooks of an out-of-context run (see :mod:`.primitives`), or ``None``.
+
+    The array's multipliers become MULT18X18D blocks with their input and output
+    registers on when they may use DSP blocks (``dsp`` ``"all"`` or ``"array"``) on ECP5.
+    """
+    if part.family == "ecp5" and dsp in ("all", "array"):
+        from .primitives import ECP5Primitives
+        return ECP5Primitives()
+    return None
+
+
 def synth_options(part: Part, dsp: str) -> str:
     """Options of ``synth_ecp5``/``synth_ice40`` for a DSP mode."""
     if part.family == "ecp5":
@@ -317,7 +329,8 @@ def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_
         progress("elaborate", f"{config.describe()} in the out-of-context harness")
     t0 = time.monotonic()
     harness = OutOfContext(build_top(config, own_domain=False))
-    (work / "ooc.il").write_text(rtlil.convert(harness, name=OOC_TOP))
+    (work / "ooc.il").write_text(rtlil.convert(harness, name=OOC_TOP,
+                                               platform=primitives_for(part, dsp)))
     seconds["elaborate"] = round(time.monotonic() - t0, 1)
 
     (work / "synth.ys").write_text(synth_script(part, OOC_TOP, dsp=dsp))

@@ -133,7 +133,11 @@ class GemmCore(wiring.Component):
         a_aw = max(1, bits_for(cfg.a_depth - 1))
         b_aw = max(1, bits_for(cfg.b_depth - 1))
         c_aw = max(1, bits_for(cfg.acc_depth - 1))
-        cnt_bits = 33            # word counts: products of two 16-bit dims, plus headroom
+        wide_bits = 33           # setup word counts: products of two 16-bit dims, plus headroom
+        # Counts and pointers past CHECK: a job that passed it fits the memories, and the
+        # sequencer's "words needed" run at most a few tiles past a count; two bits of
+        # headroom over the deepest memory. (Narrow carry chains and compares.)
+        cnt_bits = max(bits_for(d) for d in (cfg.a_depth, cfg.b_depth, cfg.acc_depth)) + 2
         row_bits = cfg.acc_word_bits
 
         # -- memories ------------------------------------------------------------------
@@ -156,7 +160,7 @@ class GemmCore(wiring.Component):
         mode = Signal(4); mult = Signal(16); shift = Signal(6)
         mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
         ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
-        n_a = Signal(cnt_bits); n_b = Signal(cnt_bits); n_c = Signal(cnt_bits)
+        n_a = Signal(wide_bits); n_b = Signal(wide_bits); n_c = Signal(wide_bits)
         mn = Signal(32); macs_job = Signal(48); nij = Signal(32); out_rows = Signal(32)
         n_folds = Signal(32); n_a1 = Signal(cnt_bits)
         # setup pipeline: the adds of the ceil divisions, then the divisions, then products
@@ -165,8 +169,9 @@ class GemmCore(wiring.Component):
         macs_lo = Signal(40); macs_hi = Signal(40); kred = Signal(DIM_BITS)
         # values the sequencer and output engine compare against, registered per job
         ni_m1 = Signal(DIM_BITS); nj_m1 = Signal(DIM_BITS); nk_m1 = Signal(DIM_BITS)
-        steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(32)
-        n_folds_m1 = Signal(32); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
+        steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(cnt_bits)
+        steps_one = Signal()             # steps == 1
+        n_folds_m1 = Signal(cnt_bits); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
 
         m.submodules.loader = loader = Loader(
             stream_bits=cfg.stream_bits, a_word_bits=cfg.a_word_bits, b_word_bits=cfg.b_word_bits,
@@ -198,7 +203,8 @@ class GemmCore(wiring.Component):
         err_code = Signal(8)
 
         loaded_all = Signal()
-        m.d.comb += loaded_all.eq((loader.a_count == n_a) & (loader.b_count == n_b))
+        m.d.comb += loaded_all.eq((loader.a_count == n_a[:cnt_bits])
+                                  & (loader.b_count == n_b[:cnt_bits]))
 
         # -- sequencer -----------------------------------------------------------------
         step_valid = Signal()
@@ -235,6 +241,9 @@ class GemmCore(wiring.Component):
             a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
             c_base = Signal(c_aw + 1)
             gap = Signal(8)
+            gap_ok_r = Signal()      # gap >= gap_min, kept in a register (off the issue path)
+            # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
+            i_at_last = Signal(); j_at_last = Signal(); kk_at_last = Signal()
             waiting = Signal(); stepping = Signal()
             gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
             k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
@@ -244,7 +253,7 @@ class GemmCore(wiring.Component):
             # of M k, the N steps of a group reading the same A word.
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
-                gap_ok.eq(gap >= gap_min),
+                gap_ok.eq(gap_ok_r),
                 data_ok.eq((loader.a_count >= a_need) & (loader.b_count >= b_need) & gate),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
@@ -253,9 +262,9 @@ class GemmCore(wiring.Component):
                 s_cur.eq(Mux(stepping, ss, 0)),
                 cur_a.eq(Mux(stepping, a_ptr, a_base)),
                 cur_b.eq(Mux(stepping, b_ptr, b_base)),
-                last_fold.eq((i_idx == ni_m1) & (j_idx == nj_m1)),
-                t_last.eq((tt == P - 1) | (i_idx == ni_m1)),
-                is_last.eq(k_cur == steps_m1),
+                last_fold.eq(i_at_last & j_at_last),
+                t_last.eq((tt == P - 1) | i_at_last),
+                is_last.eq(Mux(stepping, kk_at_last, steps_one)),
                 a_rd.addr.eq(cur_a),
                 b_rd.addr.eq(cur_b),
             ]
@@ -267,8 +276,8 @@ class GemmCore(wiring.Component):
                     step_tag.end.eq(last_fold),
                 ]
                 with m.If(is_last):
-                    m.d.sync += [stepping.eq(0), gap.eq(0), kk.eq(0), ss.eq(0),
-                                 c_base.eq(c_base + R)]
+                    m.d.sync += [stepping.eq(0), gap.eq(0), gap_ok_r.eq(gap_min == 0), kk.eq(0),
+                                 kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(c_base + R)]
                     with m.If(last_fold):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
@@ -276,21 +285,26 @@ class GemmCore(wiring.Component):
                         # fold order: blocks of P tile rows; within a block j, then the row
                         with m.If(~t_last):
                             m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
+                                         i_at_last.eq(i_idx + 1 == ni_m1),
                                          a_base.eq(a_base + groups), a_need.eq(a_need + groups)]
-                        with m.Elif(j_idx == nj_m1):
-                            m.d.sync += [tt.eq(0), j_idx.eq(0), ib.eq(ib + P), i_idx.eq(ib + P),
+                        with m.Elif(j_at_last):
+                            m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
+                                         ib.eq(ib + P), i_idx.eq(ib + P),
+                                         i_at_last.eq(ib + P == ni_m1),
                                          a_blk.eq(a_blk + groups * P),
                                          a_base.eq(a_blk + groups * P),
                                          a_need.eq(a_blk + groups * (P + 1)),
                                          b_base.eq(0), b_need.eq(steps)]
                         with m.Else():
-                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1), i_idx.eq(ib),
+                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
+                                         j_at_last.eq(j_idx + 1 == nj_m1),
+                                         i_idx.eq(ib), i_at_last.eq(ib == ni_m1),
                                          a_base.eq(a_blk),
                                          a_need.eq(a_blk + groups),
                                          b_base.eq(b_base + steps), b_need.eq(b_need + steps)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
-                                 b_ptr.eq(cur_b + 1)]
+                                 kk_at_last.eq(k_cur + 1 == steps_m1), b_ptr.eq(cur_b + 1)]
                     if sp_n == 1:
                         m.d.sync += a_ptr.eq(cur_a + 1)
                     else:
@@ -300,18 +314,20 @@ class GemmCore(wiring.Component):
                             m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
             with m.Else():
                 with m.If(gap != 255):
-                    m.d.sync += gap.eq(gap + 1)
+                    m.d.sync += [gap.eq(gap + 1), gap_ok_r.eq(gap + 1 >= gap_min)]
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
-                             ss.eq(0),
+                             ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
+                             kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
-                             c_base.eq(0), gap.eq(255), waiting.eq(1), stepping.eq(0),
+                             c_base.eq(0), gap.eq(255), gap_ok_r.eq(1), waiting.eq(1),
+                             stepping.eq(0),
                              seq_done.eq(0)]
             seq_abort_sigs = [waiting, stepping]
         else:
             S = max(array.min_fold_cycles, WS_MIN_FOLD)
-            jt = Signal(DIM_BITS); kt = Signal(DIM_BITS); f_idx = Signal(32)
+            jt = Signal(DIM_BITS); kt = Signal(DIM_BITS); f_idx = Signal(cnt_bits)
             a_base = Signal(cnt_bits); c_base = Signal(c_aw + 1); wb_base = Signal(cnt_bits)
             a_need = Signal(cnt_bits); wb_need = Signal(cnt_bits)
             a_ptr = Signal(cnt_bits); wb_ptr = Signal(cnt_bits); c_ptr = Signal(c_aw + 1)
@@ -429,14 +445,15 @@ class GemmCore(wiring.Component):
 
         out_active = Signal(); out_started = Signal(); flushing = Signal()
         out_addr = Signal(c_aw + 1); out_r = Signal(range(max(2, R))); out_j = Signal(DIM_BITS)
-        out_ibase = Signal(DIM_BITS + 8); out_sent = Signal(32)
+        out_ibase = Signal(DIM_BITS + 8); out_sent = Signal(cnt_bits)
         out_i = Signal(DIM_BITS); out_ib = Signal(DIM_BITS); out_t = Signal(range(max(2, P_os)))
         out_blk = Signal(DIM_BITS + 8)      # out_ib * R
+        out_abs = Signal(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
         m.d.comb += [
-            row_ok.eq((out_ibase + out_r < M) if os_ else 1),
+            row_ok.eq((out_abs < M) if os_ else 1),
             ready_row.eq(((final_count > out_addr) & out_gate) | flushing),
             credit_ok.eq(fifo.level + inflight < OUT_FIFO_DEPTH),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
@@ -451,16 +468,17 @@ class GemmCore(wiring.Component):
                     m.d.sync += out_r.eq(0)
                     with m.If((out_t != P_os - 1) & (out_i != ni_m1)):
                         m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
-                                     out_ibase.eq(out_ibase + R)]
+                                     out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R)]
                     with m.Elif(out_j == nj_m1):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
                                      out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
-                                     out_ibase.eq(out_blk + P_os * R)]
+                                     out_ibase.eq(out_blk + P_os * R),
+                                     out_abs.eq(out_blk + P_os * R)]
                     with m.Else():
                         m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
-                                     out_ibase.eq(out_blk)]
+                                     out_ibase.eq(out_blk), out_abs.eq(out_blk)]
                 with m.Else():
-                    m.d.sync += out_r.eq(out_r + 1)
+                    m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1)]
         with m.If(out_issue):
             m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1)]
             with m.If(out_sent == out_rows_m1):
@@ -564,7 +582,8 @@ class GemmCore(wiring.Component):
                     m.d.sync += [n_b.eq(nij * R), n_a1.eq(n_a),
                                  fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
                 m.d.sync += [macs_lo.eq(mn[:16] * steps), macs_hi.eq(mn[16:] * steps),
-                             steps_m1.eq(steps - 1), out_rows_m1.eq(out_rows - 1),
+                             steps_m1.eq(steps - 1), steps_one.eq(steps == 1),
+                             out_rows_m1.eq(out_rows - 1),
                              n_folds_m1.eq(n_folds - 1)]
                 m.next = "SETUP4"
             with m.State("SETUP4"):
@@ -590,6 +609,7 @@ class GemmCore(wiring.Component):
                     m.d.comb += loader.start.eq(1)
                     m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                                  out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
+                                 out_abs.eq(0),
                                  out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0)]
                     seq_reset()
                     m.next = "RUN"

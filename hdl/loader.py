@@ -81,10 +81,21 @@ class Loader(wiring.Component):
         m.d.sync += [self.err_short.eq(0), self.err_long.eq(0)]
         m.d.comb += [self.a_addr.eq(self.a_count), self.b_addr.eq(self.b_count)]
 
-        def segment(seg, W, count, n, we, data, nxt):
+        # ``count == last`` of each segment, kept in registers (a wide compare on the
+        # ready path would limit the clock): set at start, updated as a count steps.
+        at_last = {k: Signal(name=f"at_last_{k}") for k in ("a1", "a", "b")}
+        before_last = {k: Signal(self.n_a.shape() if k != "b" else self.n_b.shape(),
+                                 name=f"before_last_{k}") for k in at_last}   # its last - 1
+        flags_of = {"a": ("a1", "a"), "a2": ("a1", "a"), "b": ("b",)}
+
+        def stepped(seg, count):
+            """``count`` steps to ``count + 1`` this cycle."""
+            for k in flags_of[seg]:
+                m.d.sync += at_last[k].eq(count == before_last[k])
+
+        def segment(seg, W, count, we, data, nxt):
             """Emit words of one segment; ``nxt`` runs after its last word."""
-            last_word = Signal(name=f"last_word_{seg}")
-            m.d.comb += last_word.eq(count == n)        # `n` is the segment's last index
+            last_word = at_last[{"a": "a1", "a2": "a", "b": "b"}[seg]]   # count == its last
             if W <= S:
                 P = S // W
                 freeing = Signal(name=f"freeing_{seg}")
@@ -95,6 +106,7 @@ class Loader(wiring.Component):
                                 m.d.comb += data.eq(buf[slot * W:(slot + 1) * W])
                     m.d.comb += [we.eq(1), freeing.eq((sub == P - 1) | last_word)]
                     m.d.sync += [count.eq(count + 1), sub.eq(sub + 1)]
+                    stepped(seg, count)
                     with m.If(freeing):
                         m.d.sync += [buf_valid.eq(0), sub.eq(0)]
                         nxt(last_word)
@@ -117,6 +129,7 @@ class Loader(wiring.Component):
                     with m.If(q == Q - 1):
                         m.d.comb += we.eq(1)
                         m.d.sync += [count.eq(count + 1), q.eq(0)]
+                        stepped(seg, count)
                         nxt(last_word, beat_last=self.s_last)
                     with m.Elif(self.s_last):
                         m.d.sync += [self.err_short.eq(1), q.eq(0)]
@@ -126,9 +139,7 @@ class Loader(wiring.Component):
         # arriving: its remainder is discarded even if a new job starts first ("hard").
         # A rejected job's frame may never come: a new job cancels that discard.
         hard = Signal()
-        # last word indexes of the segments, registered at start (off the per-beat path)
-        last_a1 = Signal.like(self.n_a); last_a = Signal.like(self.n_a)
-        last_b = Signal.like(self.n_b); single_a = Signal()
+        single_a = Signal()
 
         def common():
                 with m.If(self.abort):
@@ -142,8 +153,12 @@ class Loader(wiring.Component):
                     m.d.sync += discard.eq(0)
                 with m.If(self.start):
                     m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
-                                 q.eq(0), last_a1.eq(self.n_a1 - 1), last_a.eq(self.n_a - 1),
-                                 last_b.eq(self.n_b - 1), single_a.eq(self.n_a1 == self.n_a)]
+                                 q.eq(0), single_a.eq(self.n_a1 == self.n_a),
+                                 at_last["a1"].eq(self.n_a1 == 1), at_last["a"].eq(self.n_a == 1),
+                                 at_last["b"].eq(self.n_b == 1),
+                                 before_last["a1"].eq(self.n_a1 - 2),
+                                 before_last["a"].eq(self.n_a - 2),
+                                 before_last["b"].eq(self.n_b - 2)]
                     with m.If(discard & hard):
                         m.next = "DRAIN"
                     with m.Else():
@@ -197,15 +212,15 @@ class Loader(wiring.Component):
 
             with m.State("A"):
                 m.d.comb += self.busy.eq(1)
-                segment("a", self._wa, self.a_count, last_a1, self.a_we, self.a_data, to("B"))
+                segment("a", self._wa, self.a_count, self.a_we, self.a_data, to("B"))
                 common()
             with m.State("B"):
                 m.d.comb += self.busy.eq(1)
-                segment("b", self._wb, self.b_count, last_b, self.b_we, self.b_data, after_b)
+                segment("b", self._wb, self.b_count, self.b_we, self.b_data, after_b)
                 common()
             with m.State("A2"):
                 m.d.comb += self.busy.eq(1)
-                segment("a2", self._wa, self.a_count, last_a, self.a_we, self.a_data, to_done)
+                segment("a2", self._wa, self.a_count, self.a_we, self.a_data, to_done)
                 common()
 
         return m

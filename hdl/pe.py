@@ -17,7 +17,7 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["OSControl", "WSControl", "OSProcessingElement", "WSProcessingElement",
-           "product_shape", "os_operand_shapes"]
+           "product_shape", "os_operand_shapes", "registered_multiplier"]
 
 
 OSControl = data.StructLayout({"valid": 1, "first": 1, "last": 1})
@@ -39,6 +39,22 @@ def os_operand_shapes(a_shape, b_shape, group: int):
     idx_bits = (group - 1).bit_length()
     return (data.ArrayLayout(a_shape, group),
             data.StructLayout({"val": b_shape, "idx": unsigned(idx_bits)}))
+
+
+def registered_multiplier(platform, a_shape, b_shape, p_shape):
+    """The platform's registered multiplier for these shapes, or ``None``.
+
+    Hook contract: a platform may offer ``accelgen_multiplier(a_shape, b_shape,
+    p_shape)`` returning a component with inputs ``a``, ``b``, ``a_en``, ``b_en`` and
+    output ``p``, where ``a`` and ``b`` are registered (loaded when ``a_en``/``b_en``
+    is high) and ``p`` is their product registered once more, two cycles after
+    the operands; or ``None`` when it cannot. A PE whose operand and product
+    registers have exactly that shape hands the multiply to it (a DSP block with
+    its own input and output registers) and keeps its fabric operand registers only
+    as the systolic pass-through. Without the hook the PE multiplies with ``*``.
+    """
+    hook = getattr(platform, "accelgen_multiplier", None)
+    return hook(a_shape, b_shape, p_shape) if hook is not None else None
 
 
 def _check_shapes(a_shape, b_shape, acc_bits):
@@ -104,15 +120,24 @@ class OSProcessingElement(wiring.Component):
 
         if self._group == 1:
             a_val, b_val = self.a_out, self.b_out
+            a_next, b_next = self.a_in, self.b_in
         else:
             a_val, b_val = self.a_out[self.b_out.idx], self.b_out.val
+            a_next, b_next = self.a_in[self.b_in.idx], self.b_in.val
         m.d.sync += [
             self.a_out.eq(self.a_in),
             self.b_out.eq(self.b_in),
             self.ctl_out.eq(self.ctl_in),
-            prod.eq(a_val * b_val),
             ctl_p.eq(self.ctl_out),
         ]
+        mul = registered_multiplier(platform, self._a_shape, self._b_shape, prod.shape())
+        if mul is None:
+            m.d.sync += prod.eq(a_val * b_val)
+        else:
+            # the DSP's operand registers hold what a_val/b_val hold
+            m.submodules.mul = mul
+            m.d.comb += [mul.a.eq(a_next), mul.b.eq(b_next), mul.a_en.eq(1), mul.b_en.eq(1),
+                         prod.eq(mul.p)]
         acc_next = Signal(signed(self._acc_bits))
         m.d.comb += acc_next.eq(Mux(ctl_p.first, 0, acc) + prod)
         with m.If(ctl_p.valid):
@@ -174,9 +199,16 @@ class WSProcessingElement(wiring.Component):
             self.w_out.eq(self.w_in),
             self.wload_out.eq(self.wload_in),
             self.wtag_out.eq(self.wtag_in),
-            prod.eq(self.a_out * w_act),
             self.psum_out.eq(self.psum_in + prod),
         ]
+        mul = registered_multiplier(platform, self._a_shape, self._b_shape, prod.shape())
+        if mul is None:
+            m.d.sync += prod.eq(self.a_out * w_act)
+        else:
+            # the DSP's operand registers hold what a_out and w_act hold
+            m.submodules.mul = mul
+            m.d.comb += [mul.a.eq(self.a_in), mul.b.eq(w_shadow), mul.a_en.eq(1),
+                         mul.b_en.eq(self.ctl_in.swap), prod.eq(mul.p)]
         with m.If(self.wload_in & (self.wtag_in == self._row)):
             m.d.sync += w_shadow.eq(self.w_in)
         with m.If(self.ctl_in.swap):

@@ -8,6 +8,7 @@ hardware counters agree between backends.
 
 from collections import deque
 
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
 from accelgen.hdl.config import ConfigBase
@@ -24,9 +25,12 @@ class AmaranthDevice(Device):
     config : accelerator config
     vcd : str or None
         Write a VCD waveform of everything simulated to this path (closed by :meth:`close`).
+    platform : object or None
+        Handed to every ``elaborate`` (e.g. to test the designs' platform hooks, such
+        as :func:`accelgen.hdl.pe.registered_multiplier`, with behavioural models).
     """
 
-    def __init__(self, config: ConfigBase, *, vcd=None):
+    def __init__(self, config: ConfigBase, *, vcd=None, platform=None):
         self.config = config
         self.top = build_top(config, own_domain=False)
         self._beat_bytes = config.stream_bits // 8
@@ -42,7 +46,8 @@ class AmaranthDevice(Device):
         self._timeout = Device.DEFAULT_TIMEOUT
         self._last_wait = 0
         self._ctx = None
-        self._sim = Simulator(self.top)
+        self._sim = Simulator(self.top if platform is None
+                              else Fragment.get(self.top, platform))
         self._sim.add_clock(1e-6)
         self._sim.add_testbench(self._server)
         self._vcd_ctx = None

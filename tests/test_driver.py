@@ -257,3 +257,61 @@ def test_nm_config_rules():
         GemmConfig(dataflow="ws", sparsity="2:4")
     with pytest.raises(ValueError, match="must be 'dense' or 'N:M' with M in 2, 4, 8"):
         GemmConfig(sparsity="3:3")
+
+
+# -- the PEs' platform multiplier hook -------------------------------------------------
+
+class _RegisteredMultiplier:
+    """Behavioural model of the ``accelgen_multiplier`` hook contract (what a DSP block
+    with input and output registers does): operands registered when enabled, their
+    product registered once more."""
+
+    def __init__(self, a_shape, b_shape, p_shape):
+        from amaranth.lib import wiring
+        from amaranth.lib.wiring import In, Out
+
+        class Mul(wiring.Component):
+            def __init__(self):
+                super().__init__({"a": In(a_shape), "b": In(b_shape), "a_en": In(1),
+                                  "b_en": In(1), "p": Out(p_shape)})
+
+            def elaborate(self, platform):
+                from amaranth import Module, Signal
+                m = Module()
+                a_r, b_r = Signal(a_shape), Signal(b_shape)
+                with m.If(self.a_en):
+                    m.d.sync += a_r.eq(self.a)
+                with m.If(self.b_en):
+                    m.d.sync += b_r.eq(self.b)
+                m.d.sync += self.p.eq(a_r * b_r)
+                return m
+
+        self.component = Mul()
+
+
+class _HookPlatform:
+    used = 0
+
+    def accelgen_multiplier(self, a_shape, b_shape, p_shape):
+        _HookPlatform.used += 1
+        return _RegisteredMultiplier(a_shape, b_shape, p_shape).component
+
+
+@pytest.mark.parametrize("dataflow,sparsity", [("os", "dense"), ("ws", "dense"), ("os", "2:4")])
+def test_platform_multiplier_hook_keeps_results_and_cycles(dataflow, sparsity):
+    """A PE that hands its multiply to the platform (a DSP block with its own operand
+    and product registers, on ECP5) computes the same C in the same cycles."""
+    from accelgen.host import prune_nm
+    cfg = GemmConfig(rows=2, cols=3, dataflow=dataflow, sparsity=sparsity, **SMALL)
+    rng = np.random.default_rng(5)
+    A = rng.integers(-128, 128, (5, 11))
+    B = rng.integers(-128, 128, (11, 4))
+    if sparsity != "dense":
+        B = prune_nm(B, *cfg.nm)
+    _HookPlatform.used = 0
+    hooked = Accelerator(cfg, backend="amaranth", platform=_HookPlatform())
+    C, rep = hooked.matmul(A, B)
+    assert _HookPlatform.used == cfg.rows * cfg.cols         # every PE took the hook
+    np.testing.assert_array_equal(C, A @ B)
+    _, plain_rep = _acc(cfg, "amaranth").matmul(A, B)
+    assert rep.jobs == plain_rep.jobs                        # every counter of every job
