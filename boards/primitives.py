@@ -26,6 +26,17 @@ __all__ = ["ECP5Multiplier", "ECP5Primitives", "ecp5_multiplier"]
 DSP_PORT_BITS = 18
 
 
+def _check_fit(a_shape, b_shape, p_shape):
+    a, b, p = Shape.cast(a_shape), Shape.cast(b_shape), Shape.cast(p_shape)
+    for name, shape in (("a", a), ("b", b)):
+        if shape.width + (not shape.signed) > DSP_PORT_BITS:
+            raise ValueError(f"MULT18X18D operand {name} of shape {shape} does not fit "
+                             f"{DSP_PORT_BITS}-bit two's complement")
+    if p.width > 2 * DSP_PORT_BITS:
+        raise ValueError(f"MULT18X18D product is {2 * DSP_PORT_BITS} bits, not {p.width}")
+    return a, b, p
+
+
 class ECP5Multiplier(wiring.Component):
     """``p`` = the product of ``a`` and ``b`` registered at the DSP inputs (loaded
     when ``a_en``/``b_en``) and registered again at its output: two cycles from
@@ -36,13 +47,7 @@ class ECP5Multiplier(wiring.Component):
     """
 
     def __init__(self, a_shape, b_shape, p_shape):
-        self._a, self._b, self._p = Shape.cast(a_shape), Shape.cast(b_shape), Shape.cast(p_shape)
-        for name, shape in (("a", self._a), ("b", self._b)):
-            if shape.width + (not shape.signed) > DSP_PORT_BITS:
-                raise ValueError(f"MULT18X18D operand {name} of shape {shape} does not fit "
-                                 f"{DSP_PORT_BITS}-bit two's complement")
-        if self._p.width > 2 * DSP_PORT_BITS:
-            raise ValueError(f"MULT18X18D product is {2 * DSP_PORT_BITS} bits, not {self._p.width}")
+        self._a, self._b, self._p = _check_fit(a_shape, b_shape, p_shape)
         super().__init__({"a": In(self._a), "b": In(self._b), "a_en": In(1), "b_en": In(1),
                           "p": Out(self._p)})
 
@@ -79,9 +84,10 @@ class ECP5Multiplier(wiring.Component):
 def ecp5_multiplier(a_shape, b_shape, p_shape):
     """The registered multiplier, or ``None`` if the operands do not fit a MULT18X18D."""
     try:
-        return ECP5Multiplier(a_shape, b_shape, p_shape)
+        _check_fit(a_shape, b_shape, p_shape)
     except ValueError:
         return None
+    return ECP5Multiplier(a_shape, b_shape, p_shape)
 
 
 class ECP5Primitives:

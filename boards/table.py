@@ -87,9 +87,18 @@ def _asic(config, tools, progress, use_cache, log) -> dict:
     return result
 
 
-def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=True,
-              log=print) -> dict:
+def _not_run(config, part, target, max_side) -> dict:
+    return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
+            "config_hash": config.config_hash, "device": part, "target_mhz": target,
+            "fmax_mhz": None, "status": "not-run", "utilization": {}, "seconds": {},
+            "error": f"not run: larger than --max-side {max_side}"}
+
+
+def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
+              use_cache=True, log=print) -> dict:
     """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
+
+    ``max_side`` leaves out (and marks as not run) the ECP5 arrays larger than that.
 
     Returns
     -------
@@ -99,7 +108,10 @@ def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=Tr
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not isinstance(max_side, int) or max_side < 1:
+        raise ValueError(f"max_side must be a positive integer, not {max_side!r}")
     ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log)
+            if cfg.rows <= max_side else _not_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, max_side)
             for cfg in ecp5_configs(quick)]
     ice40, largest = [], None
     for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
@@ -109,7 +121,8 @@ def run_table(out: Path, *, tools=None, quick=False, progress=None, use_cache=Tr
         if r.get("fmax_mhz") is None:
             break
         largest = side
-    asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)]
+    asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)
+            if cfg.rows <= max_side]
     data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest, "asic": asic}
     json_path, md_path = out / "table.json", out / "table.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")

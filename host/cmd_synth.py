@@ -69,6 +69,9 @@ def add_parser(subparsers):
                    help="output directory of --table (default: results/synth)")
     p.add_argument("--quick", action="store_true",
                    help="with --table: only the 4x4 int8 row on each family (a smoke test)")
+    p.add_argument("--max-side", type=int, default=16, metavar="N",
+                   help="with --table: leave out ECP5 arrays larger than NxN (16x16 runs "
+                        "without DSP blocks take hours); the rows say they were not run")
     p.add_argument("--no-cache", action="store_true", help="rerun the tools even if cached")
     p.add_argument("--keep", action="store_true",
                    help="keep the RTLIL and synthesized netlist of an out-of-context run")
@@ -227,8 +230,8 @@ def run(args) -> int:
         from accelgen.boards.table import run_table
         with _Progress() as progress:
             table = run_table(Path(args.out), tools=args.tools, quick=args.quick,
-                              progress=progress, use_cache=not args.no_cache,
-                              log=progress.console.print)
+                              max_side=args.max_side, progress=progress,
+                              use_cache=not args.no_cache, log=progress.console.print)
         console.print(f"wrote {table['json']} and {table['markdown']}")
         return 0
     if not (args.part or args.board or args.asic):

@@ -159,6 +159,35 @@ def test_synth_scripts_per_family_and_dsp_mode():
         synth_script(ecp5, "T", dsp="some")
 
 
+def test_ecp5_registered_multiplier_hook():
+    """ECP5 runs that may use DSP blocks hand the PEs a MULT18X18D with its input and
+    output registers on; other runs keep Yosys' own mapping."""
+    from amaranth import signed, unsigned
+    from amaranth.back import rtlil
+    from accelgen.boards.flow import primitives_for
+    from accelgen.boards.primitives import ECP5Multiplier, ecp5_multiplier
+    ecp5, ice40 = parse_part("LFE5U-85F-6BG381C"), parse_part("iCE40UP5K-SG48")
+    assert primitives_for(ecp5, "all") is not None and primitives_for(ecp5, "array") is not None
+    assert primitives_for(ecp5, "none") is None and primitives_for(ice40, "all") is None
+    mul = ecp5_multiplier(signed(8), unsigned(8), signed(17))
+    text = rtlil.convert(mul, ports=[mul.a, mul.b, mul.a_en, mul.b_en, mul.p])
+    for param in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
+        assert f'parameter \\{param} "CLK0"' in text, param
+    assert 'parameter \\REG_PIPELINE_CLK "NONE"' in text
+    assert ecp5_multiplier(unsigned(18), signed(8), signed(27)) is None   # 18-bit unsigned
+    wide = ecp5_multiplier(signed(18), signed(18), signed(36))
+    assert "MULT18X18D" in rtlil.convert(wide, ports=[wide.a, wide.b, wide.a_en, wide.b_en,
+                                                      wide.p])
+    with pytest.raises(ValueError, match="does not fit 18-bit two's complement"):
+        ECP5Multiplier(signed(19), signed(8), signed(27))
+
+
+def test_table_max_side_is_checked(tmp_path):
+    from accelgen.boards.table import run_table
+    with pytest.raises(ValueError, match="max_side must be a positive integer, not 0"):
+        run_table(tmp_path, max_side=0)
+
+
 def test_dsp_shortfall_and_modes():
     from accelgen.boards.flow import dsp_modes, dsp_shortfall
     from accelgen.boards.runner import SynthError
