@@ -99,23 +99,104 @@ MUTANTS = {
 }
 
 
-def _run(tmp_path, test_filter: str):
-    design = generate(CONFIG, tmp_path / "design")
+# -- the sparse accelerator (tb_sparse, on the configuration of tests/test_cocotb_sparse.py) --
+
+
+def sparse_packer_drops_tvalid(monkeypatch):
+    """The sparse core withdraws its result beat one cycle into backpressure."""
+    import accelgen.hdl.sparse as sparse
+
+    class SparseCore(sparse.SparseCore):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            with m.If(self.m_valid & ~self.m_ready):
+                m.d.sync += self.m_valid.eq(0)
+            return m
+
+    monkeypatch.setattr(sparse, "SparseCore", SparseCore)
+
+
+def sparse_lane_loses_product(monkeypatch):
+    """The last lane's products vanish when that lane ends a row with a negative
+    first-column product (the segmented reduction sees zeros)."""
+    import accelgen.hdl.sparse as sparse
+
+    class SegmentedReduce(sparse.SegmentedReduce):
+        def elaborate(self, platform):
+            real = self.i_value
+            self.i_value = fake = Signal.like(real)
+            try:
+                m = super().elaborate(platform)
+            finally:
+                self.i_value = real
+            lanes = len(self.i_last)
+            value = Value.cast(real)
+            width = len(value) // lanes
+            acc_bits = real.shape().elem_shape.elem_shape.width     # lanes x cols x acc
+            sign = value[(lanes - 1) * width + acc_bits - 1]
+            m.d.comb += Value.cast(fake).eq(value)
+            with m.If(self.i_last[lanes - 1] & sign):
+                m.d.comb += Value.cast(fake)[-width:].eq(0)
+            return m
+
+    monkeypatch.setattr(sparse, "SegmentedReduce", SegmentedReduce)
+
+
+def sparse_out_stalls_uncounted(monkeypatch):
+    """OUT_STALL_CYCLES of the sparse core never counts (queue-full stalls happen
+    without backpressure too, so the stall-free model comparison must notice)."""
+    import accelgen.hdl.sparse as sparse
+
+    class SparseCore(sparse.SparseCore):
+        def elaborate(self, platform):
+            m = super().elaborate(platform)
+            m.d.sync += self.out_stall_cycles.eq(0)
+            return m
+
+    monkeypatch.setattr(sparse, "SparseCore", SparseCore)
+
+
+SPARSE_MUTANTS = {
+    "sparse_packer_drops_tvalid": (sparse_packer_drops_tvalid,
+                                   "data/scenario=edges/idle=none/backpressure=alternate",
+                                   "dropped TVALID before TREADY"),
+    "sparse_lane_loses_product": (sparse_lane_loses_product,
+                                  "data/scenario=families/idle=none/backpressure=none",
+                                  "differs from numpy"),
+    "sparse_out_stalls_uncounted": (sparse_out_stalls_uncounted,
+                                    "data/scenario=edges/idle=none/backpressure=none",
+                                    "differ from the cycle model"),
+}
+
+
+def _suite(kind: str):
+    """(config, mutants) of the GEMM or the sparse testbench."""
+    if kind == "sparse":
+        from test_cocotb_sparse import CONFIG as SPARSE
+        return SPARSE, SPARSE_MUTANTS
+    return CONFIG, MUTANTS
+
+
+def _run(tmp_path, test_filter: str, config=CONFIG):
+    design = generate(config, tmp_path / "design")
     build_dir = runner.build("icarus", design, build_dir=tmp_path / "build")
     return runner.run("icarus", design, build_dir, tmp_path / "run", test_filter=test_filter)
 
 
-def test_focused_tests_pass_on_the_real_design(tmp_path):
-    subsets = sorted({subset for _, subset, _ in MUTANTS.values()})
-    result = _run(tmp_path, "|".join(map(re.escape, subsets)))
+@pytest.mark.parametrize("kind", ["gemm", "sparse"])
+def test_focused_tests_pass_on_the_real_design(kind, tmp_path):
+    config, mutants = _suite(kind)
+    subsets = sorted({subset for _, subset, _ in mutants.values()})
+    result = _run(tmp_path, "|".join(map(re.escape, subsets)), config)
     assert result.tests == len(subsets) and result.failed == 0, result.report()
 
 
-@pytest.mark.parametrize("mutant", MUTANTS)
+@pytest.mark.parametrize("mutant", [*MUTANTS, *SPARSE_MUTANTS])
 def test_mutant_is_caught(mutant, monkeypatch, tmp_path, capsys):
-    patch, subset, reason = MUTANTS[mutant]
+    config, mutants = _suite("sparse" if mutant in SPARSE_MUTANTS else "gemm")
+    patch, subset, reason = mutants[mutant]
     patch(monkeypatch)
-    result = _run(tmp_path, re.escape(subset))
+    result = _run(tmp_path, re.escape(subset), config)
     assert result.tests == 1, result.report()
     assert result.failed == 1, f"the testbench did not notice mutant {mutant}:\n{result.report()}"
     assert any(reason in message for _, message in result.failures), result.report()

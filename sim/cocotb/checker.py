@@ -1,8 +1,14 @@
-"""The checker: C against numpy, counters against what is known exactly.
+"""The checkers: results against numpy / scipy, counters against what is known exactly.
 
-Known exactly: MACs, the lower bound of DESIGN.md, the analytic model's stall-free
-prediction, the Verilator backend's run of the same program, and the backpressure
-cycles the protocol monitor counted.
+:class:`Checker` (GEMM). Known exactly: MACs, the lower bound of DESIGN.md, the
+analytic model's stall-free prediction, the Verilator backend's run of the same
+program, and the backpressure cycles the protocol monitor counted.
+
+:class:`SparseChecker` (sparse MAC accelerator). Known exactly under any stalls:
+nonzeros, lane-busy cycles and conflict stalls (replicated buffer), X load beats;
+without stalls every counter equals the sparse cycle model's prediction
+(:func:`accelgen.host.sparse_model.predict_sparse`), which the driver tests show
+equal to the Verilator and Amaranth backends' counters.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import numpy as np
 from accelgen.host.model import predict
 from accelgen.host.plan import STATUS_BUSY, STATUS_DONE, STATUS_ERROR
 
-__all__ = ["Checker", "job_lower_bound"]
+__all__ = ["Checker", "SparseChecker", "job_lower_bound"]
 
 
 def job_lower_bound(config, job, in_bytes: int) -> int:
@@ -49,10 +55,10 @@ class Checker:
         C = plan.assemble(results)
         if C.shape != expected.shape or not np.array_equal(C, expected):
             bad = np.argwhere(C != expected) if C.shape == expected.shape else []
-            where = ", ".join(f"C[{i},{j}]={C[i, j]} (numpy {expected[i, j]})"
-                              for i, j in bad[:5])
-            raise AssertionError(f"C of shape {plan.shape} differs from numpy at "
-                                 f"{len(bad)} places: {where}")
+            where = ", ".join(f"C[{','.join(map(str, ix))}]={C[tuple(ix)]} "
+                              f"(numpy {expected[tuple(ix)]})" for ix in bad[:5])
+            raise AssertionError(f"C of shape {C.shape} differs from numpy's {expected.shape} "
+                                 f"at {len(bad)} places: {where}")
         return C
 
     def counters(self, plan, results, *, golden=None, observed=None, stalled_in=False,
@@ -129,3 +135,64 @@ class Checker:
         for status in plan.job_status(results):
             assert status & STATUS_DONE and not status & STATUS_BUSY, f"STATUS {status:#x}"
             assert not status & STATUS_ERROR, f"job failed: STATUS {status:#x}"
+
+
+class SparseChecker(Checker):
+    """Checks one sparse program's results (``plan_spmv`` / ``plan_spmm``).
+
+    Parameters
+    ----------
+    config : SparseConfig
+    log : logging.Logger
+    """
+
+    def counters(self, plan, results, *, golden=None, observed=None, stalled_in=False,
+                 stalled_out=False) -> list[dict]:
+        """Counters of every job.
+
+        Always: NNZ is the job's nonzeros; LANE_BUSY_CYCLES and CONFLICT_STALL_CYCLES
+        equal the prediction (they depend on each beat's contents only: the gather
+        stage holds still while the pipeline is stopped), which with a replicated dense
+        buffer is the job's entries and 0; LOAD_CYCLES at least its X beats;
+        JOB_CYCLES at least the stall-free prediction, and at least setup + load + one
+        cycle per entry beat. Input idle must show in LOAD_CYCLES + IN_STALL_CYCLES.
+        Without stalls every counter equals the cycle model's prediction (and
+        ``golden``, a reference run's counters, when given).
+        """
+        cfg = self.config
+        out = plan.job_counters(results)
+        replicated = cfg.x_buffer == "replicated"
+        for i, (job, c) in enumerate(zip(plan.jobs, out)):
+            p = job.prediction
+            what = (f"job {i} (rows {job.r0}:{job.r1}, A columns {job.c0}:{job.c1}, X columns "
+                    f"{job.g0}:{job.g1}, {job.entries} entries)")
+            x_beats = -(-job.cols // cfg.x_rows_per_beat)
+            entry_beats = -(-job.entries // cfg.lanes)
+            assert c["nnz"] == job.nnz == p.nnz, f"{what}: NNZ {c['nnz']}, the job has {job.nnz}"
+            for name in ("lane_busy_cycles", "conflict_stall_cycles"):
+                assert c[name] == getattr(p, name), \
+                    f"{what}: {name.upper()} {c[name]}, the model predicts {getattr(p, name)}"
+            if replicated:
+                assert c["lane_busy_cycles"] == job.entries, \
+                    f"{what}: LANE_BUSY_CYCLES {c['lane_busy_cycles']} != entries {job.entries}"
+                assert c["conflict_stall_cycles"] == 0, \
+                    f"{what}: CONFLICT_STALL_CYCLES {c['conflict_stall_cycles']} (replicated)"
+            assert c["load_cycles"] >= x_beats, \
+                f"{what}: LOAD_CYCLES {c['load_cycles']} < {x_beats} beats of X"
+            floor = max(p.job_cycles, 2 + c["load_cycles"] + entry_beats)
+            assert c["job_cycles"] >= floor, \
+                f"{what}: JOB_CYCLES {c['job_cycles']} below {floor} (stall-free prediction " \
+                f"{p.job_cycles}, setup + LOAD_CYCLES + entry beats)"
+            if observed is not None and stalled_in and observed[i].in_idle_cycles:
+                assert (c["load_cycles"] + c["in_stall_cycles"]
+                        > p.load_cycles + p.in_stall_cycles), (
+                    f"{what}: the monitor saw {observed[i].in_idle_cycles} idle input cycles "
+                    f"but LOAD_CYCLES + IN_STALL_CYCLES = {c['load_cycles']} + "
+                    f"{c['in_stall_cycles']}, as without stalls")
+            if not (stalled_in or stalled_out):
+                want = p.to_dict()
+                assert c == want, f"{what}: counters {c} differ from the cycle model's {want}"
+                if golden is not None:
+                    assert c == golden[i], \
+                        f"{what}: counters {c} differ from the reference run's {golden[i]}"
+        return out

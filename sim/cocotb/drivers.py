@@ -22,8 +22,8 @@ from accelgen.sim.device import BusError, DeviceTimeout, StreamError
 
 from .monitors import RESP_OKAY
 
-__all__ = ["STALL_PATTERNS", "pause_pattern", "JobObservation", "ProgramReplayer",
-           "CanonicalDriver"]
+__all__ = ["STALL_PATTERNS", "pause_pattern", "JobObservation", "CYCLE_MODELS",
+           "predicted_cycles", "ProgramReplayer", "CanonicalDriver"]
 
 #: Names of the idle-insertion / backpressure patterns every data test is crossed with.
 STALL_PATTERNS = ("none", "alternate", "long", "random")
@@ -76,11 +76,34 @@ def _start_mask(manifest: Manifest) -> int:
     return 1 << lsb
 
 
+def _gemm_cycles(config, plan) -> int:
+    return sum(predict(config, j.m, j.k, j.n, requant=j.requant, no_output=not j.emits)
+               .job_cycles for j in plan.jobs)
+
+
+def _sparse_cycles(config, plan) -> int:
+    # each job carries the sparse cycle model's prediction (what predict_sparse sums)
+    return sum(j.prediction.job_cycles for j in plan.jobs)
+
+
+#: Per design kind (``config.KIND``): the stall-free JOB_CYCLES of a program's jobs by
+#: the design's own cycle model. A new accelerator kind adds its model here.
+CYCLE_MODELS = {"gemm": _gemm_cycles, "sparse": _sparse_cycles}
+
+
+def predicted_cycles(config, plan) -> int:
+    """Stall-free job cycles of ``plan`` by the cycle model of ``config``'s kind."""
+    try:
+        model = CYCLE_MODELS[config.KIND]
+    except KeyError:
+        raise ValueError(f"Design kind must be one of {', '.join(CYCLE_MODELS)}, not "
+                         f"{config.KIND!r}") from None
+    return model(config, plan)
+
+
 def _program_budget(config, plan) -> int:
     """Cycles a program may take under the heaviest stall pattern before it counts as hung."""
-    cycles = sum(predict(config, j.m, j.k, j.n, requant=j.requant, no_output=not j.emits)
-                 .job_cycles for j in plan.jobs)
-    return 12 * cycles + 200 * len(plan.ops) + 5_000
+    return 12 * predicted_cycles(config, plan) + 200 * len(plan.ops) + 5_000
 
 
 class ProgramReplayer:
@@ -108,20 +131,18 @@ class ProgramReplayer:
         start = _start_mask(tb.manifest)        # the driver's START write (other values:
         results = []                            # extra writes a test slipped in)
         obs = None
-        written = {}
-        dims = {tb.manifest.offset(n): n for n in ("M", "N", "MODE")}
+        written = {}                            # register name -> last value written
         for index, op in enumerate(ops):
             kind = op[0]
             tb.log.debug("cycle %d: %s", mon.cycle, op if kind != "send" else ("send", len(op[1])))
             if kind == "write":
-                if op[1] in dims:
-                    written[dims[op[1]]] = op[2]
+                if op[1] in tb.manifest.names:
+                    written[tb.manifest.names[op[1]]] = op[2]
                 if op[1] == ctrl and op[2] == start:
                     # announce the job's result frame before it can begin
                     mon.retire_optional()
                     nbytes = _job_recv(ops, index)
-                    by_manifest = tb.manifest.result_frame_bytes(
-                        written.get("M", 0), written.get("N", 0), written.get("MODE", 0))
+                    by_manifest = tb.manifest.result_frame_bytes(written)
                     if nbytes != by_manifest:
                         raise AssertionError(f"the driver expects a {nbytes}-byte result "
                                              f"frame, the manifest's format {by_manifest}")

@@ -1,7 +1,12 @@
-"""Build and run the cocotb testbench (:mod:`.tb_gemm`) on Verilator or Icarus.
+"""Build and run a cocotb testbench on Verilator or Icarus.
 
-The pytest runners (``tests/test_cocotb.py``, ``tests/test_mutants.py``) call
-:func:`build` and :func:`run`; nothing here is specific to pytest.
+The pytest runners (``tests/test_cocotb.py``, ``tests/test_cocotb_sparse.py``,
+``tests/test_mutants.py``) call :func:`build` and :func:`run`; nothing here is
+specific to pytest or to one accelerator. The test module defaults to the one of
+the design's kind (:data:`TEST_MODULES`: :mod:`.tb_gemm` for the GEMM top,
+:mod:`.tb_sparse` for the sparse one); the testbench bounds each program's
+simulated time by the kind's own cycle model
+(:data:`accelgen.sim.cocotb.drivers.CYCLE_MODELS`).
 
 Builds are cached like the Verilator backend's: under
 ``$ACCELGEN_CACHE/cocotb/<simulator>-<top>-<key>/`` (``ACCELGEN_CACHE`` defaults to
@@ -34,11 +39,13 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SIMULATORS", "TEST_MODULE", "waves_requested", "cache_root", "simulator_problem",
-           "build", "run", "CocotbRun", "parse_results"]
+__all__ = ["SIMULATORS", "TEST_MODULE", "TEST_MODULES", "test_module_for", "waves_requested",
+           "cache_root", "simulator_problem", "build", "run", "CocotbRun", "parse_results"]
 
 SIMULATORS = ("verilator", "icarus")
-TEST_MODULE = "accelgen.sim.cocotb.tb_gemm"
+#: The cocotb test module of each design kind (the manifest's ``kind``).
+TEST_MODULES = {"gemm": "accelgen.sim.cocotb.tb_gemm", "sparse": "accelgen.sim.cocotb.tb_sparse"}
+TEST_MODULE = TEST_MODULES["gemm"]
 TIMESCALE = ("1ns", "1ps")
 _FORMAT = 1          # bump to invalidate every cached build
 
@@ -71,6 +78,16 @@ def simulator_problem(sim: str) -> str | None:
 def _fst_problem() -> str | None:
     from accelgen.sim.verilator_backend import fst_problem
     return fst_problem()
+
+
+def test_module_for(design) -> str:
+    """The test module of ``design``'s kind (its manifest's ``kind``; GEMM if absent)."""
+    kind = json.loads(Path(design.manifest).read_text()).get("kind", "gemm")
+    try:
+        return TEST_MODULES[kind]
+    except KeyError:
+        raise ValueError(f"Design kind must be one of {', '.join(TEST_MODULES)}, not "
+                         f"{kind!r}") from None
 
 
 @contextlib.contextmanager
@@ -303,11 +320,19 @@ def parse_results(xml: Path, sim: str = "") -> CocotbRun:
     return CocotbRun(sim, tests, failed, skipped, failures, windows, names, Path(xml))
 
 
-def run(sim: str, design, build_dir: Path, run_dir: Path, *, test_filter: str | None = None,
-        extra_env: dict | None = None, waves: bool = False, seed: int = 1) -> CocotbRun:
+def run(sim: str, design, build_dir: Path, run_dir: Path, *, test_module: str | None = None,
+        test_filter: str | None = None, extra_env: dict | None = None, waves: bool = False,
+        seed: int = 1) -> CocotbRun:
     """Run the testbench on a build; returns the parsed results (never raises for
-    failing tests: the caller decides)."""
+    failing tests: the caller decides).
+
+    ``test_module``: the cocotb test module (default: :func:`test_module_for` the
+    design, i.e. :mod:`.tb_gemm` for a GEMM design).
+    """
     from cocotb_tools.runner import get_runner
+
+    if test_module is None:
+        test_module = test_module_for(design)
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -331,7 +356,7 @@ def run(sim: str, design, build_dir: Path, run_dir: Path, *, test_filter: str | 
         with _tool_environ(sim):
             runner = get_runner(sim)
             try:
-                runner.test(test_module=TEST_MODULE, hdl_toplevel=design.top,
+                runner.test(test_module=test_module, hdl_toplevel=design.top,
                             hdl_toplevel_lang="verilog",
                             build_dir=build_dir, test_dir=run_dir, results_xml=str(xml),
                             extra_env=env, waves=waves, test_args=test_args, plusargs=plusargs,

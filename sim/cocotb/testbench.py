@@ -1,7 +1,8 @@
-"""The cocotb test environment of the generated GEMM accelerator.
+"""The cocotb test environment of the generated accelerators (GEMM and sparse).
 
 Small classes, each with one job, in one module each (the tests themselves are in
-:mod:`.tb_gemm`); this module holds :class:`TB` and re-exports the others:
+:mod:`.tb_gemm` and :mod:`.tb_sparse`); this module holds :class:`TB` and re-exports
+the others:
 
 :class:`TB`
     Clock, reset, and cocotbext-axi's ``AxiLiteMaster`` (CSRs), ``AxiStreamSource``
@@ -16,11 +17,12 @@ Small classes, each with one job, in one module each (the tests themselves are i
 :class:`ProtocolMonitor`
     AXI4-Stream and AXI4-Lite rules on every cycle, frame lengths against the
     program, and the output-backpressure cycle count the hardware must report.
-:class:`Checker`
-    C against numpy, counters against the model's exact facts and the Verilator
-    backend's reference run.
+:class:`Checker`, :class:`SparseChecker`
+    Results against numpy / scipy, counters against the cycle model's exact facts
+    (and, for GEMM, the Verilator backend's reference run).
 :class:`Manifest`
-    What the testbench knows about the design.
+    What the testbench knows about the design: registers, errors and stream
+    formats, whatever the accelerator kind.
 
 Sampling: every monitor and the canonical driver observe the bus at the falling
 clock edge, where the values the next rising edge will sample have settled on
@@ -40,7 +42,7 @@ from cocotbext.axi import (AxiLiteBus, AxiLiteMaster, AxiStreamBus, AxiStreamSin
 from accelgen.host.plan import STATUS_BUSY
 from accelgen.sim.device import BusError
 
-from .checker import Checker, job_lower_bound
+from .checker import Checker, SparseChecker, job_lower_bound
 from .drivers import (STALL_PATTERNS, CanonicalDriver, JobObservation, ProgramReplayer,
                       pause_pattern)
 from .manifest import Manifest
@@ -48,7 +50,7 @@ from .monitors import RESP_OKAY, RESP_SLVERR, ProtocolError, ProtocolMonitor
 
 __all__ = ["PERIOD_NS", "RESET_CYCLES", "STALL_PATTERNS", "RESP_OKAY", "RESP_SLVERR", "TB",
            "pause_pattern", "Manifest", "ProtocolMonitor", "ProtocolError", "ProgramReplayer",
-           "CanonicalDriver", "JobObservation", "Checker", "job_lower_bound"]
+           "CanonicalDriver", "JobObservation", "Checker", "SparseChecker", "job_lower_bound"]
 
 PERIOD_NS = 10
 #: Cycles ``aresetn`` is held low (as the Verilator backend does).
