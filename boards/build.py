@@ -136,8 +136,8 @@ def _build(config, platform, part, target, baud, fifo_depth, seed, dsp, env, wor
     t0 = time.monotonic()
     top = BoardTop(config, clock_hz=target * 1e6, baud=baud, fifo_depth=fifo_depth)
     hooks = primitives_for(part, dsp)
-    if hooks is not None:       # registered DSP multipliers in the PEs, as out of context
-        platform.accelgen_multiplier = hooks.accelgen_multiplier
+    if hooks is not None:       # vendor primitives with their registers, as out of context
+        hooks.install(platform)
     plan = platform.build(
         top, name=BUILD_NAME, do_build=False, verbose=True,
         synth_opts=synth_options(part, dsp),

@@ -71,14 +71,15 @@ def dsp_prelude(dsp: str, top: str) -> list[str]:
 
 
 def primitives_for(part: Part, dsp: str):
-    """The platform hooks of an out-of-context run (see :mod:`.primitives`), or ``None``.
+    """The platform hooks of a run (see :mod:`.primitives`), or ``None``.
 
-    The array's multipliers become MULT18X18D blocks with their input and output
-    registers on when they may use DSP blocks (``dsp`` ``"all"`` or ``"array"``) on ECP5.
+    On ECP5 the scratchpads become DP16KD blocks with their output registers on, and
+    the array's multipliers MULT18X18D blocks with their input and output registers
+    on when they may use DSP blocks (``dsp`` ``"all"`` or ``"array"``).
     """
-    if part.family == "ecp5" and dsp in ("all", "array"):
+    if part.family == "ecp5":
         from .primitives import ECP5Primitives
-        return ECP5Primitives()
+        return ECP5Primitives(multipliers=dsp in ("all", "array"))
     return None
 
 

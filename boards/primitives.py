@@ -10,17 +10,24 @@ the platform for a multiplier that does exactly that (see
 MULT18X18D whose input and output registers are switched on. The fabric operand
 registers stay as the systolic pass-through, so cycle behaviour is unchanged.
 
+Likewise the scratchpads (:class:`accelgen.hdl.ram.PipelinedRAM`) register each read
+word twice; :class:`ECP5RAM` makes the second register the DP16KD's own output
+register (``REGMODE="OUTREG"``), which Yosys' block RAM mapping never uses: without
+it a DP16KD read takes 5.8 ns from the clock to the data pins on a -6 part.
+
 This lives in ``boards`` because it is vendor-specific; ``hdl`` only knows the
-hook's name and contract.
+hooks' names and contracts.
 """
 
 from __future__ import annotations
 
-from amaranth import Instance, Module, ResetSignal, ClockSignal, Shape, Signal, signed
-from amaranth.lib import wiring
+from amaranth import Cat, Instance, Module, ResetSignal, ClockSignal, Shape, Signal, signed, \
+    unsigned
+from amaranth.lib import data, wiring
+from amaranth.utils import bits_for
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["ECP5Multiplier", "ECP5Primitives", "ecp5_multiplier"]
+__all__ = ["ECP5Multiplier", "ECP5Primitives", "ecp5_multiplier", "ECP5RAM", "ecp5_ram"]
 
 #: Operand width of the MULT18X18D ports.
 DSP_PORT_BITS = 18
@@ -90,14 +97,117 @@ def ecp5_multiplier(a_shape, b_shape, p_shape):
     return ECP5Multiplier(a_shape, b_shape, p_shape)
 
 
+#: DP16KD aspect ratios: data width -> (address bits below the word address, depth).
+#: The 14-bit address is in units of one bit of the x1 mode, so a word address sits
+#: above log2 of the mode's width (x9 and x18 count as 8 and 16).
+DP16KD_MODES = {18: 4, 9: 3, 4: 2, 2: 1, 1: 0}
+DP16KD_ADDR_BITS = 14
+
+
+def dp16kd_mode(depth: int) -> int | None:
+    """The widest DP16KD data width whose depth holds ``depth`` words, or ``None``."""
+    for width, shift in DP16KD_MODES.items():
+        if depth <= 1 << (DP16KD_ADDR_BITS - shift):
+            return width
+    return None
+
+
+class ECP5RAM(wiring.Component):
+    """The :class:`accelgen.hdl.ram.PipelinedRAM` contract on DP16KD blocks: port A
+    writes, port B reads with ``REGMODE_B="OUTREG"`` (the output register is the
+    second cycle of read latency). Each read port gets its own copy of the blocks;
+    the word is split over ``ceil(width / w)`` blocks in the widest aspect ratio
+    ``w`` whose depth holds the memory (no depth cascading, so no output mux).
+    """
+
+    def __init__(self, width: int, depth: int, read_ports: int):
+        self.mode = dp16kd_mode(depth)
+        if self.mode is None:
+            raise ValueError(f"{depth} words need more than one DP16KD in depth")
+        self.width, self.depth, self.read_ports = width, depth, read_ports
+        aw = max(1, bits_for(depth - 1))
+        super().__init__({
+            "w_addr": In(aw), "w_data": In(width), "w_en": In(1),
+            "r_addr": In(data.ArrayLayout(unsigned(aw), read_ports)),
+            "r_data": Out(data.ArrayLayout(unsigned(width), read_ports)),
+        })
+
+    @property
+    def blocks(self) -> int:
+        return -(-self.width // self.mode) * self.read_ports
+
+    def elaborate(self, platform):
+        m = Module()
+        w, shift = self.mode, DP16KD_MODES[self.mode]
+        n = -(-self.width // w)
+
+        def address(addr, low):
+            """The 14 address pins: the word address above ``shift`` bits of ``low``."""
+            full = Signal(DP16KD_ADDR_BITS)
+            m.d.comb += full.eq(Cat(low, addr) if shift else addr)
+            return full
+
+        # x18 writes: ADA1..0 are the byte enables (both bytes); other modes: zero
+        wa = address(self.w_addr, Signal(shift, init=(3 if w == 18 else 0)) if shift else None)
+        wdata = Signal(n * w)
+        m.d.comb += wdata.eq(self.w_data)
+        for port in range(self.read_ports):
+            ra = address(self.r_addr[port], Signal(shift) if shift else None)
+            rdata = Signal(n * w)
+            m.d.comb += self.r_data[port].eq(rdata[:self.width])
+            for b in range(n):
+                pins = {}
+                for i in range(DP16KD_ADDR_BITS):
+                    pins[f"i_ADA{i}"] = wa[i]
+                    pins[f"i_ADB{i}"] = ra[i]
+                for i in range(18):
+                    pins[f"i_DIA{i}"] = wdata[b * w + i] if i < w else 0
+                    pins[f"i_DIB{i}"] = 0
+                    if i < w:
+                        pins[f"o_DOB{i}"] = rdata[b * w + i]
+                for i in range(3):
+                    pins[f"i_CSA{i}"] = 0
+                    pins[f"i_CSB{i}"] = 0
+                m.submodules[f"ebr_{port}_{b}"] = Instance(
+                    "DP16KD",
+                    p_DATA_WIDTH_A=w, p_DATA_WIDTH_B=w,
+                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                    p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                    p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                    i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=self.w_en, i_RSTA=0,
+                    i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0,
+                    **pins)
+        return m
+
+
+def ecp5_ram(width: int, depth: int, read_ports: int):
+    """DP16KD blocks with output registers, or ``None`` when the memory is deeper than
+    one block (Yosys' own mapping then cascades them, without output registers)."""
+    if dp16kd_mode(depth) is None:
+        return None
+    return ECP5RAM(width, depth, read_ports)
+
+
 class ECP5Primitives:
     """A platform stand-in for out-of-context ECP5 runs: it offers the hooks only.
 
     Amaranth hands the object given to ``rtlil.convert(..., platform=...)`` to every
-    ``elaborate``; parts of the accelerator that find ``accelgen_multiplier`` on it
-    use it, everything else ignores it.
+    ``elaborate``; parts of the accelerator that find an ``accelgen_*`` hook on it use
+    it, everything else ignores it. ``multipliers=False`` leaves the multipliers to
+    Yosys (runs that keep some or all of them off the DSP blocks).
     """
 
+    def __init__(self, multipliers: bool = True):
+        if multipliers:
+            self.accelgen_multiplier = ecp5_multiplier
+
     @staticmethod
-    def accelgen_multiplier(a_shape, b_shape, p_shape):
-        return ecp5_multiplier(a_shape, b_shape, p_shape)
+    def accelgen_memory(width, depth, read_ports):
+        return ecp5_ram(width, depth, read_ports)
+
+    def install(self, platform) -> None:
+        """Offer these hooks on an amaranth-boards ``platform`` too."""
+        for name in ("accelgen_multiplier", "accelgen_memory"):
+            if hasattr(self, name):
+                setattr(platform, name, getattr(self, name))

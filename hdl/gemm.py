@@ -42,7 +42,6 @@ padded lanes are zero or junk the host ignores.
 from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
-from amaranth.lib.memory import Memory
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.utils import bits_for, ceil_log2
 
@@ -50,6 +49,7 @@ from .config import GemmConfig
 from .array import SystolicArray
 from .loader import Loader
 from .gearbox import Packer
+from .ram import PipelinedRAM
 from .requant import Requantizer
 from .regs import GEMM_ERRORS
 
@@ -141,15 +141,12 @@ class GemmCore(wiring.Component):
         row_bits = cfg.acc_word_bits
 
         # -- memories ------------------------------------------------------------------
-        m.submodules.a_spad = a_spad = Memory(shape=unsigned(cfg.a_word_bits), depth=cfg.a_depth,
-                                              init=[])
-        m.submodules.b_spad = b_spad = Memory(shape=unsigned(cfg.b_word_bits), depth=cfg.b_depth,
-                                              init=[])
-        m.submodules.acc_mem = acc_mem = Memory(shape=unsigned(row_bits), depth=cfg.acc_depth,
-                                                init=[])
-        a_wr, a_rd = a_spad.write_port(), a_spad.read_port()
-        b_wr, b_rd = b_spad.write_port(), b_spad.read_port()
-        c_wr, c_rmw, c_out = acc_mem.write_port(), acc_mem.read_port(), acc_mem.read_port()
+        # reads: address in cycle t, word in t + 2 (the second register is the block RAM's
+        # output register where the platform offers one; see .ram)
+        m.submodules.a_spad = a_spad = PipelinedRAM(cfg.a_word_bits, cfg.a_depth)
+        m.submodules.b_spad = b_spad = PipelinedRAM(cfg.b_word_bits, cfg.b_depth)
+        # two read ports: the writer's read-modify-write and the output engine
+        m.submodules.acc_mem = acc_mem = PipelinedRAM(row_bits, cfg.acc_depth, read_ports=2)
 
         # -- job registers and setup ---------------------------------------------------
         M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
@@ -182,8 +179,10 @@ class GemmCore(wiring.Component):
             loader.n_a.eq(n_a), loader.n_b.eq(n_b),
             # OS: A's first tile, then B, then the other A tiles; WS: all of A, then B
             loader.n_a1.eq(n_a1),
-            a_wr.addr.eq(loader.a_addr), a_wr.data.eq(loader.a_data), a_wr.en.eq(loader.a_we),
-            b_wr.addr.eq(loader.b_addr), b_wr.data.eq(loader.b_data), b_wr.en.eq(loader.b_we),
+            a_spad.w_addr.eq(loader.a_addr), a_spad.w_data.eq(loader.a_data),
+            a_spad.w_en.eq(loader.a_we),
+            b_spad.w_addr.eq(loader.b_addr), b_spad.w_data.eq(loader.b_data),
+            b_spad.w_en.eq(loader.b_we),
         ]
 
         tag_layout = data.StructLayout({"addr": unsigned(c_aw), "acc": 1, "final": 1, "end": 1})
@@ -220,9 +219,9 @@ class GemmCore(wiring.Component):
         m.d.sync += [ctl_q.eq(step_ctl), tag_q.eq(step_tag), load_q.eq(step_load),
                      row_q.eq(step_row),
                      array.a.ctl.eq(ctl_q), array.tag.eq(tag_q), array.b.load.eq(load_q),
-                     array.b.row.eq(row_q),
-                     array.a.data.as_value().eq(a_rd.data),
-                     array.b.data.as_value().eq(b_rd.data)]
+                     array.b.row.eq(row_q)]
+        m.d.comb += [array.a.data.as_value().eq(a_spad.r_data[0]),
+                     array.b.data.as_value().eq(b_spad.r_data[0])]
 
         gate = loaded_all if not cfg.double_buffer else Const(1)
 
@@ -265,8 +264,8 @@ class GemmCore(wiring.Component):
                 last_fold.eq(i_at_last & j_at_last),
                 t_last.eq((tt == P - 1) | i_at_last),
                 is_last.eq(Mux(stepping, kk_at_last, steps_one)),
-                a_rd.addr.eq(cur_a),
-                b_rd.addr.eq(cur_b),
+                a_spad.r_addr[0].eq(cur_a),
+                b_spad.r_addr[0].eq(cur_b),
             ]
             with m.If(issuing):
                 m.d.comb += [
@@ -355,7 +354,7 @@ class GemmCore(wiring.Component):
             # weight preload of fold 0
             pre_r = Signal(range(max(2, R)))
             with m.If(running & preloading & pre_ok):
-                m.d.comb += [any_issue.eq(1), b_rd.addr.eq(pre_r), step_load.eq(1),
+                m.d.comb += [any_issue.eq(1), b_spad.r_addr[0].eq(pre_r), step_load.eq(1),
                              step_row.eq(pre_r)]
                 with m.If(pre_r == R - 1):
                     m.d.sync += [preloading.eq(0), waiting.eq(1), pre_r.eq(0)]
@@ -365,7 +364,7 @@ class GemmCore(wiring.Component):
                 m.d.comb += any_issue.eq(1)
                 with m.If(a_step):
                     m.d.comb += [
-                        a_rd.addr.eq(cur_a),
+                        a_spad.r_addr[0].eq(cur_a),
                         step_ctl.valid.eq(1), step_ctl.swap.eq(~in_fold),
                         step_tag.addr.eq(cur_c),
                         step_tag.acc.eq(mode_acc | (kt != 0)),
@@ -373,7 +372,7 @@ class GemmCore(wiring.Component):
                         step_tag.end.eq(last_fold & (t_cur == m_m1)),
                     ]
                 with m.If(w_step):
-                    m.d.comb += [b_rd.addr.eq(cur_wb), step_load.eq(1), step_row.eq(t_cur)]
+                    m.d.comb += [b_spad.r_addr[0].eq(cur_wb), step_load.eq(1), step_row.eq(t_cur)]
                 m.d.sync += [a_ptr.eq(cur_a + 1), wb_ptr.eq(cur_wb + 1), c_ptr.eq(cur_c + 1)]
                 with m.If(t_cur == fold_last):
                     m.d.sync += [in_fold.eq(0), t.eq(0), f_idx.eq(f_idx + 1),
@@ -421,9 +420,9 @@ class GemmCore(wiring.Component):
             x_valid.eq(w_valid), x_addr.eq(w_addr), x_acc.eq(w_acc), x_final.eq(w_final),
             x_end.eq(w_end), x_row.eq(w_row),
             y_valid.eq(x_valid), y_addr.eq(x_addr), y_acc.eq(x_acc), y_final.eq(x_final),
-            y_end.eq(x_end), y_row.eq(x_row), y_old.eq(c_rmw.data),
+            y_end.eq(x_end), y_row.eq(x_row),
         ]
-        m.d.comb += c_rmw.addr.eq(w_addr)
+        m.d.comb += [acc_mem.r_addr[0].eq(w_addr), y_old.eq(acc_mem.r_data[0])]
         old = data.View(acc_row, y_old)
         new = data.View(acc_row, y_row)
         lanes = []
@@ -433,7 +432,8 @@ class GemmCore(wiring.Component):
             lanes.append(lane)
         m.d.sync += [s_valid.eq(y_valid), s_addr.eq(y_addr), s_final.eq(y_final & y_valid),
                      s_end.eq(y_end & y_valid), s_sum.eq(Cat(*lanes))]
-        m.d.comb += [c_wr.addr.eq(s_addr), c_wr.data.eq(s_sum), c_wr.en.eq(s_valid)]
+        m.d.comb += [acc_mem.w_addr.eq(s_addr), acc_mem.w_data.eq(s_sum),
+                     acc_mem.w_en.eq(s_valid)]
         with m.If(s_final):
             m.d.sync += final_count.eq(final_count + 1)
 
@@ -457,7 +457,7 @@ class GemmCore(wiring.Component):
             ready_row.eq(((final_count > out_addr) & out_gate) | flushing),
             credit_ok.eq(fifo.level + inflight < OUT_FIFO_DEPTH),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
-            c_out.addr.eq(out_addr),
+            acc_mem.r_addr[1].eq(out_addr),
         ]
         issued_last = Signal()
         with m.If(out_active & (out_issue | ~row_ok)):
@@ -486,10 +486,10 @@ class GemmCore(wiring.Component):
         m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows_m1))
         # memory read, then its output register, then the requantizer
         rd_valid = Signal(); rd_last = Signal(); rq_valid = Signal(); rq_last = Signal()
-        out_q = Signal(row_bits)
+        out_q = Signal(row_bits); flushing_q = Signal()
         m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last),
-                     rq_valid.eq(rd_valid), rq_last.eq(rd_last),
-                     out_q.eq(Mux(flushing, 0, c_out.data))]
+                     rq_valid.eq(rd_valid), rq_last.eq(rd_last), flushing_q.eq(flushing)]
+        m.d.comb += out_q.eq(Mux(flushing_q, 0, acc_mem.r_data[1]))
         m.d.comb += [
             rq.i_valid.eq(rq_valid), rq.i_last.eq(rq_last),
             rq.i_data.as_value().eq(out_q),

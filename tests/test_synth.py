@@ -167,8 +167,11 @@ def test_ecp5_registered_multiplier_hook():
     from accelgen.boards.flow import primitives_for
     from accelgen.boards.primitives import ECP5Multiplier, ecp5_multiplier
     ecp5, ice40 = parse_part("LFE5U-85F-6BG381C"), parse_part("iCE40UP5K-SG48")
-    assert primitives_for(ecp5, "all") is not None and primitives_for(ecp5, "array") is not None
-    assert primitives_for(ecp5, "none") is None and primitives_for(ice40, "all") is None
+    for dsp, multiplier in (("all", True), ("array", True), ("none", False)):
+        hooks = primitives_for(ecp5, dsp)
+        assert hasattr(hooks, "accelgen_multiplier") is multiplier
+        assert hasattr(hooks, "accelgen_memory")
+    assert primitives_for(ice40, "all") is None
     mul = ecp5_multiplier(signed(8), unsigned(8), signed(17))
     text = rtlil.convert(mul, ports=[mul.a, mul.b, mul.a_en, mul.b_en, mul.p])
     for param in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
@@ -830,3 +833,63 @@ def test_synth_command_reports_a_missing_tool(tmp_path, monkeypatch, capsys):
     assert main(["synth", "--rows", "1", "--cols", "1", "--part", "iCE40UP5K-SG48"]) == 1
     err = capsys.readouterr().err
     assert "accelgen synth: tool missing: nextpnr-ice40 not found" in err
+
+
+@pytest.mark.icarus
+@pytest.mark.parametrize("width,depth", [(20, 1000), (12, 2000), (5, 4000), (3, 8000), (2, 16000)])
+def test_ecp5_ram_on_a_dp16kd_model(tmp_path, width, depth, need_tool):
+    """The DP16KD instances of ECP5RAM (every aspect ratio, two read ports, output
+    registers) hold and return words with the PipelinedRAM contract: a word read at
+    cycle t arrives at t + 2. Simulated with Icarus against tests/data/dp16kd_model.v."""
+    import subprocess
+    from amaranth.back import verilog
+    from accelgen import toolchain
+    from accelgen.boards.primitives import ECP5RAM, dp16kd_mode
+    need_tool("iverilog")
+    ram = ECP5RAM(width, depth, read_ports=2)
+    assert ram.blocks == 2 * -(-width // dp16kd_mode(depth))
+    ports = [ram.w_addr, ram.w_data, ram.w_en, ram.r_addr.as_value(), ram.r_data.as_value()]
+    (tmp_path / "ram.v").write_text(verilog.convert(ram, name="ram", ports=ports))
+    rng = np.random.default_rng(width)
+    aw = len(ram.w_addr)
+    addrs = rng.choice(depth, size=24, replace=False)
+    words = rng.integers(0, 1 << width, size=24)
+    lines = []
+    for a, w in zip(addrs, words):          # writes, one per cycle
+        lines.append(f"w_addr = {a}; w_data = {w}; w_en = 1; r_addr = 0; @(posedge clk); #1;")
+    lines.append("w_en = 0;")
+    reads = list(zip(addrs, addrs[::-1]))   # two ports, different addresses
+    for a0, a1 in reads:
+        lines.append(f"r_addr = {{{aw}'d{a1}, {aw}'d{a0}}}; @(posedge clk); #1; "
+                     "$display(\"%0d\", r_data);")
+    lines += ["@(posedge clk); #1; $display(\"%0d\", r_data);"] * 2
+    (tmp_path / "tb.v").write_text(f"""
+module tb;
+  reg clk = 0, rst = 0, w_en = 0;
+  reg [{aw - 1}:0] w_addr = 0; reg [{width - 1}:0] w_data = 0; reg [{2 * aw - 1}:0] r_addr = 0;
+  wire [{2 * width - 1}:0] r_data;
+  ram dut(.clk(clk), .rst(rst), .w_addr(w_addr), .w_data(w_data), .w_en(w_en),
+          .r_addr(r_addr), .r_data(r_data));
+  always #5 clk = ~clk;
+  initial begin
+    #1;
+    {chr(10).join('    ' + l for l in lines)}
+    $finish;
+  end
+endmodule
+""")
+    model = Path(__file__).parent / "data" / "dp16kd_model.v"
+    iverilog = toolchain.find("iverilog").path
+    subprocess.run([str(iverilog), "-g2005", "-o", "sim", "tb.v", "ram.v", str(model)],
+                   cwd=tmp_path, check=True)
+    vvp = Path(str(iverilog)).with_name("vvp")
+    out = subprocess.run([str(vvp), "-n", "sim"], cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout.split()
+    got = [int(v) for v in out if v.isdigit()]
+    mem = dict(zip(addrs.tolist(), words.tolist()))
+    mask = (1 << width) - 1
+    # the display after the read of cycle t shows the word of cycle t - 1 (t + 2 counted
+    # from the address edge): two cycles of latency
+    for i, (a0, a1) in enumerate(reads):
+        value = got[i + 1]
+        assert value & mask == mem[a0] and value >> width == mem[a1], (i, a0, a1)

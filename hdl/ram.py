@@ -1,0 +1,78 @@
+"""Scratchpad RAM with block-RAM output registers: one write port, read ports of two
+cycles' latency.
+
+A read address presented in cycle ``t`` gives its word in cycle ``t + 2``: the
+address is registered at the memory array, and the word once more at its output.
+That second register is a block RAM's output register (DP16KD ``OUTREG`` on ECP5)
+when the platform offers the ``accelgen_memory`` hook; without it (simulation,
+Verilog, other families) it is an Amaranth memory read port followed by a fabric
+flip-flop, with the same cycle behaviour. On an ECP5 -6 part the array's clock-to-out
+without the output register is 5.8 ns, so it is what lets the memories run at
+150 MHz.
+
+Hook contract: ``platform.accelgen_memory(width, depth, read_ports)`` returns a
+component with inputs ``w_addr``, ``w_data``, ``w_en``, ``r_addr`` (an array of
+``read_ports`` addresses) and output ``r_data`` (as many words), behaving as
+described, or ``None`` when it cannot build that memory. Writes and reads of the
+same address in the same cycle are not used (the read may return either word).
+"""
+
+from amaranth import Module, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
+
+__all__ = ["PipelinedRAM", "READ_LATENCY"]
+
+#: Cycles from a read address to its word.
+READ_LATENCY = 2
+
+
+class PipelinedRAM(wiring.Component):
+    """Parameters
+    ----------
+    width, depth : int
+        Word width and number of words.
+    read_ports : int
+        Independent read ports (each may be a copy of the memory).
+
+    Members
+    -------
+    w_addr, w_data, w_en : In
+    r_addr : In(ArrayLayout(address, read_ports))
+    r_data : Out(ArrayLayout(word, read_ports))
+        ``r_data[i]`` in cycle ``t + 2`` is the word at ``r_addr[i]`` of cycle ``t``.
+    """
+
+    def __init__(self, width: int, depth: int, read_ports: int = 1):
+        for name, value in (("width", width), ("depth", depth), ("read_ports", read_ports)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"RAM {name} must be a positive integer, not {value!r}")
+        self.width, self.depth, self.read_ports = width, depth, read_ports
+        aw = max(1, bits_for(depth - 1))
+        super().__init__({
+            "w_addr": In(aw), "w_data": In(width), "w_en": In(1),
+            "r_addr": In(data.ArrayLayout(unsigned(aw), read_ports)),
+            "r_data": Out(data.ArrayLayout(unsigned(width), read_ports)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        hook = getattr(platform, "accelgen_memory", None)
+        impl = hook(self.width, self.depth, self.read_ports) if hook is not None else None
+        if impl is not None:
+            m.submodules.impl = impl
+            m.d.comb += [impl.w_addr.eq(self.w_addr), impl.w_data.eq(self.w_data),
+                         impl.w_en.eq(self.w_en)]
+            for i in range(self.read_ports):
+                m.d.comb += [impl.r_addr[i].eq(self.r_addr[i]), self.r_data[i].eq(impl.r_data[i])]
+            return m
+        m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
+        wr = mem.write_port()
+        m.d.comb += [wr.addr.eq(self.w_addr), wr.data.eq(self.w_data), wr.en.eq(self.w_en)]
+        for i in range(self.read_ports):
+            rd = mem.read_port()
+            m.d.comb += rd.addr.eq(self.r_addr[i])
+            m.d.sync += self.r_data[i].eq(rd.data)      # the output register
+        return m
