@@ -36,6 +36,11 @@ class PipelinedRAM(wiring.Component):
         Word width and number of words.
     read_ports : int
         Independent read ports (each may be a copy of the memory).
+    primitive : bool
+        Whether the platform's block RAM (``accelgen_memory``) may be used. Its output
+        register sits in the block RAM column, so the read word then reaches the
+        logic that uses it over long routing in the same cycle; leave it off for
+        memories whose words go into an adder or a multiplier in their first cycle.
 
     Members
     -------
@@ -45,11 +50,12 @@ class PipelinedRAM(wiring.Component):
         ``r_data[i]`` in cycle ``t + 2`` is the word at ``r_addr[i]`` of cycle ``t``.
     """
 
-    def __init__(self, width: int, depth: int, read_ports: int = 1):
+    def __init__(self, width: int, depth: int, read_ports: int = 1, *, primitive: bool = True):
         for name, value in (("width", width), ("depth", depth), ("read_ports", read_ports)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"RAM {name} must be a positive integer, not {value!r}")
         self.width, self.depth, self.read_ports = width, depth, read_ports
+        self.primitive = primitive
         aw = max(1, bits_for(depth - 1))
         super().__init__({
             "w_addr": In(aw), "w_data": In(width), "w_en": In(1),
@@ -59,7 +65,7 @@ class PipelinedRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        hook = getattr(platform, "accelgen_memory", None)
+        hook = getattr(platform, "accelgen_memory", None) if self.primitive else None
         impl = hook(self.width, self.depth, self.read_ports) if hook is not None else None
         if impl is not None:
             m.submodules.impl = impl
