@@ -51,10 +51,10 @@ def cache_dir() -> Path:
 
 
 #: Modules of :mod:`accelgen.boards` that shape a netlist (harness, synthesis scripts,
-#: board top, UART, bridge, stand-in). Editing reports, caching or the CLI keeps
+#: board top, UART, bridge, stand-in, vendor primitives). Editing reports, caching or the CLI keeps
 #: cached results valid.
 NETLIST_MODULES = ("harness.py", "flow.py", "build.py", "top.py", "uart.py", "bridge.py",
-                   "loopback.py", "asic.py")
+                   "loopback.py", "asic.py", "primitives.py")
 
 
 @lru_cache(maxsize=None)
