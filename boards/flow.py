@@ -156,6 +156,13 @@ def fit_problems(cells: dict[str, int], part: Part) -> list[str]:
     return [f"{n} {k} (has {res.get(k, 0)})" for k, n in need.items() if n > res.get(k, 0)]
 
 
+def _pes(config) -> int | None:
+    """Processing elements of a systolic-array config; ``None`` for other designs (the
+    sparse engine's lane multipliers are not an array)."""
+    rows, cols = getattr(config, "rows", None), getattr(config, "cols", None)
+    return rows * cols if rows and cols else None
+
+
 def dsp_breakdown(netlist: Path, config) -> dict:
     """Where the DSP blocks of a synthesized netlist went.
 
@@ -180,7 +187,7 @@ def dsp_breakdown(netlist: Path, config) -> dict:
                 counts[(cell["type"], where)] += 1
     total = sum(n for (t, _), n in counts.items() if t == kind)
     array = sum(n for (t, w), n in counts.items() if t == kind and ".pe_*" in w)
-    pes = config.rows * config.cols
+    pes = _pes(config)
     return {"cell": kind, "total": total, "array": array,
             "per_pe": round(array / pes, 3) if pes else None,
             "by_module": {f"{w} ({t})" if t != kind else w: n
@@ -270,7 +277,7 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
         raise ValueError(f"Target clock must be a positive frequency in MHz, not {target_mhz!r}")
     modes = dsp_modes(dsp)
     dsp_blocks = part.resources.get("MULT18X18D", part.resources.get("SB_MAC16", 0))
-    if dsp == "auto" and config.rows * config.cols > dsp_blocks:
+    if dsp == "auto" and (_pes(config) or 0) > dsp_blocks:
         modes = tuple(m for m in modes if m != "array")   # the array alone is too many
     found = select_tools(["yosys", part.nextpnr_tool], tools)
     for mode in modes:

@@ -152,6 +152,17 @@ class TB:
                                                                                   "little"))
         return int(w.resp)
 
+    async def check_read_only(self, csrs) -> None:
+        """Every read-only register of the manifest's ``csrs`` answers a write with
+        SLVERR and keeps its value."""
+        for reg in csrs:
+            if reg["access"] != "RO":
+                continue
+            before = (await self.csr_read(reg["offset"]))[0]
+            resp = await self.csr_write(reg["offset"], ~before & 0xFFFF_FFFF)
+            assert resp == RESP_SLVERR, f"write to read-only {reg['name']} answered {resp}"
+            assert (await self.csr_read(reg["offset"]))[0] == before, f"{reg['name']} changed"
+
     async def read(self, name: str) -> int:
         value, resp = await self.csr_read(self.manifest.offset(name))
         if resp != RESP_OKAY:
