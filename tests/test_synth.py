@@ -185,6 +185,22 @@ def test_ecp5_registered_multiplier_hook():
         ECP5Multiplier(signed(19), signed(8), signed(27))
 
 
+def test_dsp_breakdown_of_array_and_sparse_designs(tmp_path):
+    """DSP use per PE for systolic arrays; the sparse engine (no PE array) has none."""
+    import json
+    from accelgen.boards.flow import dsp_breakdown
+    from accelgen.hdl import SparseConfig
+    cells = {f"design.core.array.pe_{i}_0.mul.dsp": {"type": "MULT18X18D"} for i in range(4)}
+    cells["design.core.requant.x"] = {"type": "MULT18X18D"}
+    netlist = tmp_path / "synth.json"
+    netlist.write_text(json.dumps({"modules": {"top": {"cells": cells}}}))
+    gemm = dsp_breakdown(netlist, GemmConfig(rows=2, cols=2))
+    assert (gemm["total"], gemm["array"], gemm["per_pe"]) == (5, 4, 1.0)
+    assert gemm["by_module"]["core.array.pe_*.mul"] == 4
+    sparse = dsp_breakdown(netlist, SparseConfig(lanes=4))
+    assert sparse["total"] == 5 and sparse["per_pe"] is None
+
+
 def test_table_max_side_is_checked(tmp_path):
     from accelgen.boards.table import run_table
     with pytest.raises(ValueError, match="max_side must be a positive integer, not 0"):
