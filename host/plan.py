@@ -201,8 +201,42 @@ def _job_shapes(M, K, N, mt, kt, nt):
     return shapes
 
 
+class ProgramResults:
+    """Reading a job program's results: per-job STATUS and counters, errors.
+
+    For plans with ``jobs`` (each with ``status_index`` and ``counter_index`` into the
+    results), ``counters`` (names, read as _LO/_HI pairs), and :meth:`register_map`
+    and :meth:`job_label` of their accelerator.
+    """
+
+    def job_status(self, results: list) -> list:
+        return [results[j.status_index] for j in self.jobs]
+
+    def job_counters(self, results: list) -> list:
+        """Per job, a dict of counter name -> value (64-bit counters reassembled)."""
+        out = []
+        for j in self.jobs:
+            d = {}
+            for i, name in enumerate(self.counters):
+                lo = results[j.counter_index + 2 * i]
+                hi = results[j.counter_index + 2 * i + 1]
+                d[name.lower()] = lo | hi << 32
+            out.append(d)
+        return out
+
+    def check(self, results: list) -> None:
+        """Raise :class:`~accelgen.sim.device.DeviceError` if a job reported an error."""
+        from accelgen.sim.device import DeviceError
+        rmap = self.register_map()
+        for j, status in zip(self.jobs, self.job_status(results)):
+            if status & STATUS_ERROR:
+                code = (status >> 8) & 0xFF
+                raise DeviceError(f"Job {self.job_label(j)} failed with error {code} "
+                                  f"({rmap.error_name(code)})")
+
+
 @dataclass
-class MatmulPlan:
+class MatmulPlan(ProgramResults):
     """A matmul call as a program of device operations.
 
     Members
@@ -228,30 +262,12 @@ class MatmulPlan:
     input_bytes: int = 0
     output_bytes: int = 0
 
-    def job_status(self, results: list) -> list:
-        return [results[j.status_index] for j in self.jobs]
+    def register_map(self):
+        return gemm_register_map(self.config)
 
-    def job_counters(self, results: list) -> list:
-        """Per job, a dict of counter name -> value (64-bit counters reassembled)."""
-        out = []
-        for j in self.jobs:
-            d = {}
-            for i, name in enumerate(self.counters):
-                lo = results[j.counter_index + 2 * i]
-                hi = results[j.counter_index + 2 * i + 1]
-                d[name.lower()] = lo | hi << 32
-            out.append(d)
-        return out
-
-    def check(self, results: list) -> None:
-        """Raise :class:`~accelgen.sim.device.DeviceError` if a job reported an error."""
-        from accelgen.sim.device import DeviceError
-        rmap = gemm_register_map(self.config)
-        for j, status in zip(self.jobs, self.job_status(results)):
-            if status & STATUS_ERROR:
-                code = (status >> 8) & 0xFF
-                raise DeviceError(f"Job C[{j.m0}:{j.m1}, {j.n0}:{j.n1}] (K {j.k0}:{j.k1}) failed "
-                                  f"with error {code} ({rmap.error_name(code)})")
+    @staticmethod
+    def job_label(j) -> str:
+        return f"C[{j.m0}:{j.m1}, {j.n0}:{j.n1}] (K {j.k0}:{j.k1})"
 
     def assemble(self, results: list) -> np.ndarray:
         """C from the results of the program's reads and receives, in order."""

@@ -27,15 +27,11 @@ from accelgen.hdl.sparse_config import SparseConfig
 from accelgen.hdl.sparse_regs import sparse_register_map
 
 from .packing import ceil_div, pack_segment
+from .plan import STATUS_BUSY, STATUS_DONE, STATUS_ERROR, ProgramResults
 
 __all__ = ["SparseJob", "SparsePlan", "SparseReport", "plan_spmv", "plan_spmm", "to_csr",
            "csr_entries", "pack_entries", "pack_sparse_frame", "reference_spmm",
            "run_sparse_plan", "sparse_lower_bound_cycles", "sparse_jobs", "spmv", "spmm"]
-
-STATUS_BUSY = 1 << 0
-STATUS_DONE = 1 << 1
-STATUS_ERROR = 1 << 2
-
 
 # -- operands ---------------------------------------------------------------------------------
 
@@ -239,7 +235,7 @@ class SparseJob:
 
 
 @dataclass
-class SparsePlan:
+class SparsePlan(ProgramResults):
     """A SpMV / SpMM call as a program of device operations.
 
     Members
@@ -267,30 +263,12 @@ class SparsePlan:
     output_bytes: int = 0
     tiling: tuple = ()
 
-    def job_status(self, results: list) -> list:
-        return [results[j.status_index] for j in self.jobs]
+    def register_map(self):
+        return sparse_register_map(self.config)
 
-    def job_counters(self, results: list) -> list:
-        """Per job, a dict of counter name -> value (64-bit counters reassembled)."""
-        out = []
-        for j in self.jobs:
-            d = {}
-            for i, name in enumerate(self.counters):
-                lo = results[j.counter_index + 2 * i]
-                hi = results[j.counter_index + 2 * i + 1]
-                d[name.lower()] = lo | hi << 32
-            out.append(d)
-        return out
-
-    def check(self, results: list) -> None:
-        """Raise :class:`~accelgen.sim.device.DeviceError` if a job reported an error."""
-        from accelgen.sim.device import DeviceError
-        rmap = sparse_register_map(self.config)
-        for j, status in zip(self.jobs, self.job_status(results)):
-            if status & STATUS_ERROR:
-                code = (status >> 8) & 0xFF
-                raise DeviceError(f"Job Y[{j.r0}:{j.r1}, {j.g0}:{j.g1}] (A columns {j.c0}:{j.c1}) "
-                                  f"failed with error {code} ({rmap.error_name(code)})")
+    @staticmethod
+    def job_label(j) -> str:
+        return f"Y[{j.r0}:{j.r1}, {j.g0}:{j.g1}] (A columns {j.c0}:{j.c1})"
 
     def assemble(self, results: list) -> np.ndarray:
         """y (SpMV, 1-D) or Y from the results of the program's reads and receives."""
