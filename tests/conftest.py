@@ -87,3 +87,19 @@ def verilator_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str
         if os.environ.get(key) != value:
             monkeypatch.setenv(key, value)
     yield env
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Repeat the cocotb runners' one-line results (``cocotb[verilator, os2x2]: 67
+    passed, ...``) at the end: under pytest-xdist (``PYTEST_ARGS="-n 2"``) the
+    workers' own prints are not shown, but test report properties travel back."""
+    lines = []
+    for kind in ("passed", "failed"):
+        for report in terminalreporter.stats.get(kind, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            lines += [v for k, v in getattr(report, "user_properties", []) if k == "cocotb"]
+    if lines:
+        terminalreporter.section("cocotb")
+        for line in lines:
+            terminalreporter.write_line(line)
