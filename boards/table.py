@@ -132,6 +132,8 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
 
 def _seconds(r) -> str:
     s = r.get("seconds") or {}
+    if r.get("status") == "not-run" or not s:
+        return "-"
     total = sum(v for v in s.values() if isinstance(v, (int, float)))
     return f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
 
