@@ -51,12 +51,24 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from accelgen.hdl.axil import axi_top_members
+
 __all__ = ["UARTBridge", "BridgeProtocol", "VERSION", "OP", "RESP_UNKNOWN"]
 
 VERSION = 1
 OP = {"INFO": 0x00, "WRITE": 0x01, "READ": 0x02, "SEND": 0x03, "RECV": 0x04, "STATUS": 0x05}
 RESP_UNKNOWN = 0xEE
 BEAT_TAG = 0x80
+
+
+def axi_master_members(addr_width: int, stream_bits: int) -> dict:
+    """The mirror of the accelerator's AXI ports (:func:`accelgen.hdl.axil.axi_top_members`):
+    an AXI4-Lite master ``m_axil_*``, the stream into the accelerator as ``m_axis_*`` and
+    the stream out of it as ``s_axis_*``, every direction flipped."""
+    rename = {"s_axil_": "m_axil_", "s_axis_": "m_axis_", "m_axis_": "s_axis_"}
+    return {rename[name[:7]] + name[7:]: member.flip()
+            for name, member in axi_top_members(addr_width, stream_bits,
+                                                own_domain=False).items()}
 
 
 class UARTBridge(wiring.Component):
@@ -99,22 +111,9 @@ class UARTBridge(wiring.Component):
             raise ValueError(f"UART bridge stream_bits must be a multiple of 8 in 8..512, "
                              f"not {stream_bits!r}")
         self._sb, self._depth, self._timeout = stream_bits, fifo_depth, timeout
-        aw, sb = addr_width, stream_bits
         super().__init__({
             "rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)), "rx_error": In(1),
-            "m_axil_awaddr": Out(aw), "m_axil_awprot": Out(3), "m_axil_awvalid": Out(1),
-            "m_axil_awready": In(1),
-            "m_axil_wdata": Out(32), "m_axil_wstrb": Out(4), "m_axil_wvalid": Out(1),
-            "m_axil_wready": In(1),
-            "m_axil_bresp": In(2), "m_axil_bvalid": In(1), "m_axil_bready": Out(1),
-            "m_axil_araddr": Out(aw), "m_axil_arprot": Out(3), "m_axil_arvalid": Out(1),
-            "m_axil_arready": In(1),
-            "m_axil_rdata": In(32), "m_axil_rresp": In(2), "m_axil_rvalid": In(1),
-            "m_axil_rready": Out(1),
-            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
-            "m_axis_tready": In(1),
-            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
-            "s_axis_tready": Out(1),
+            **axi_master_members(addr_width, stream_bits),
         })
 
     @property

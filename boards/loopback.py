@@ -25,6 +25,8 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from accelgen.hdl.axil import axi_top_members
+
 __all__ = ["LoopbackConfig", "LoopbackDevice", "LOOPBACK_ID"]
 
 LOOPBACK_ID = 0x4C4F4F50       # "LOOP"
@@ -78,21 +80,8 @@ class LoopbackDevice(wiring.Component):
         self._cfg = config
         self._aw = addr_width
         sb = config.stream_bits
-        super().__init__({
-            "s_axil_awaddr": In(addr_width), "s_axil_awprot": In(3), "s_axil_awvalid": In(1),
-            "s_axil_awready": Out(1),
-            "s_axil_wdata": In(32), "s_axil_wstrb": In(4), "s_axil_wvalid": In(1),
-            "s_axil_wready": Out(1),
-            "s_axil_bresp": Out(2), "s_axil_bvalid": Out(1), "s_axil_bready": In(1),
-            "s_axil_araddr": In(addr_width), "s_axil_arprot": In(3), "s_axil_arvalid": In(1),
-            "s_axil_arready": Out(1),
-            "s_axil_rdata": Out(32), "s_axil_rresp": Out(2), "s_axil_rvalid": Out(1),
-            "s_axil_rready": In(1),
-            "s_axis_tdata": In(sb), "s_axis_tlast": In(1), "s_axis_tvalid": In(1),
-            "s_axis_tready": Out(1),
-            "m_axis_tdata": Out(sb), "m_axis_tlast": Out(1), "m_axis_tvalid": Out(1),
-            "m_axis_tready": In(1),
-        })
+        # the accelerator's own AXI port table, so the stand-in plugs in where it goes
+        super().__init__(axi_top_members(addr_width, config.stream_bits, own_domain=False))
 
     @property
     def config(self) -> LoopbackConfig:
