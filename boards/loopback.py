@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import In, Out
 
 from accelgen.hdl.axil import axi_top_members
 
