@@ -59,7 +59,14 @@ ERR = {e.name: e.code for e in GEMM_ERRORS}
 
 DIM_BITS = 16
 OUT_FIFO_DEPTH = 16
-WS_MIN_FOLD = 4     # writer read-modify-write distance for the same accumulator row
+#: Accumulator memory read latency: a fabric register after the block RAM's output register,
+#: because its words go into the writer's adder and the requantizer's multipliers.
+ACC_READ_LATENCY = 3
+#: Writer: row register, memory read (ACC_READ_LATENCY), sum register, then the write.
+WRITEBACK = ACC_READ_LATENCY + 2
+#: Writer read-modify-write distance for the same accumulator row: the next read of a
+#: row comes after the write of its previous sum has landed.
+WS_MIN_FOLD = ACC_READ_LATENCY + 2
 # OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
 # the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
 # stream in; two rows per block use each B tile twice while the first tiles arrive.
@@ -145,12 +152,11 @@ class GemmCore(wiring.Component):
         # output register where the platform offers one; see .ram)
         m.submodules.a_spad = a_spad = PipelinedRAM(cfg.a_word_bits, cfg.a_depth)
         m.submodules.b_spad = b_spad = PipelinedRAM(cfg.b_word_bits, cfg.b_depth)
-        # two read ports: the writer's read-modify-write and the output engine. Not on
-        # the block RAM output register: its words go straight into the writer's adder
-        # and the requantizer's multipliers (measured on ECP5: 93.8 -> 84.9 MHz with it,
-        # 4x4 int8); that needs one more pipeline stage in each first.
+        # two read ports: the writer's read-modify-write and the output engine. Its words
+        # go into the writer's adder and the requantizer's multipliers, so they take one
+        # more register after the block RAM's output register (latency 3).
         m.submodules.acc_mem = acc_mem = PipelinedRAM(row_bits, cfg.acc_depth, read_ports=2,
-                                                      primitive=False)
+                                                      latency=ACC_READ_LATENCY)
 
         # -- job registers and setup ---------------------------------------------------
         M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
@@ -402,16 +408,13 @@ class GemmCore(wiring.Component):
             seq_abort_sigs = [preloading, waiting, in_fold]
 
         # -- writer: read-modify-write into the accumulator memory ---------------------
-        # array row -> registered (address) -> memory read -> registered old value ->
-        # registered sum -> memory write. The same row is rewritten at least WS_MIN_FOLD
-        # cycles later (folds are at least that long), after this write has landed.
+        # array row -> registered (address) -> memory read (ACC_READ_LATENCY cycles, the
+        # row delayed alongside) -> registered sum -> memory write. The same row is
+        # rewritten at least WS_MIN_FOLD cycles later (folds are at least that long), after
+        # this write has landed.
         acc_row = data.ArrayLayout(signed(cfg.acc_bits), C)
         w_valid = Signal(); w_addr = Signal(c_aw); w_acc = Signal(); w_final = Signal()
         w_end = Signal(); w_row = Signal(row_bits)
-        x_valid = Signal(); x_addr = Signal(c_aw); x_acc = Signal(); x_final = Signal()
-        x_end = Signal(); x_row = Signal(row_bits)
-        y_valid = Signal(); y_addr = Signal(c_aw); y_acc = Signal(); y_final = Signal()
-        y_end = Signal(); y_row = Signal(row_bits); y_old = Signal(row_bits)
         s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
         s_sum = Signal(row_bits)
         final_count = Signal(c_aw + 1)
@@ -421,11 +424,17 @@ class GemmCore(wiring.Component):
             w_addr.eq(array.o_tag.addr + (array.o_row if os_ else 0)),
             w_acc.eq(array.o_tag.acc), w_final.eq(array.o_tag.final), w_end.eq(o_end),
             w_row.eq(array.o_data.as_value()),
-            x_valid.eq(w_valid), x_addr.eq(w_addr), x_acc.eq(w_acc), x_final.eq(w_final),
-            x_end.eq(w_end), x_row.eq(w_row),
-            y_valid.eq(x_valid), y_addr.eq(x_addr), y_acc.eq(x_acc), y_final.eq(x_final),
-            y_end.eq(x_end), y_row.eq(x_row),
         ]
+        # the row and its tag, delayed by the memory's read latency
+        y_valid, y_addr, y_acc, y_final, y_end, y_row = w_valid, w_addr, w_acc, w_final, w_end, w_row
+        for stage in range(ACC_READ_LATENCY):
+            nxt = [Signal.like(sig, name=f"{name}_d{stage + 1}") for sig, name in
+                   zip((y_valid, y_addr, y_acc, y_final, y_end, y_row),
+                       ("y_valid", "y_addr", "y_acc", "y_final", "y_end", "y_row"))]
+            m.d.sync += [n.eq(o) for n, o in zip(nxt, (y_valid, y_addr, y_acc, y_final, y_end,
+                                                      y_row))]
+            y_valid, y_addr, y_acc, y_final, y_end, y_row = nxt
+        y_old = Signal(row_bits)
         m.d.comb += [acc_mem.r_addr[0].eq(w_addr), y_old.eq(acc_mem.r_data[0])]
         old = data.View(acc_row, y_old)
         new = data.View(acc_row, y_row)
@@ -488,11 +497,14 @@ class GemmCore(wiring.Component):
             with m.If(out_sent == out_rows_m1):
                 m.d.sync += out_active.eq(0)
         m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows_m1))
-        # memory read, then its output register, then the requantizer
-        rd_valid = Signal(); rd_last = Signal(); rq_valid = Signal(); rq_last = Signal()
+        # memory read (ACC_READ_LATENCY), then the requantizer
+        rd_valid = [Signal(name=f"rd_valid{i}") for i in range(ACC_READ_LATENCY)]
+        rd_last = [Signal(name=f"rd_last{i}") for i in range(ACC_READ_LATENCY)]
         out_q = Signal(row_bits); flushing_q = Signal()
-        m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last),
-                     rq_valid.eq(rd_valid), rq_last.eq(rd_last), flushing_q.eq(flushing)]
+        m.d.sync += [rd_valid[0].eq(out_issue), rd_last[0].eq(issued_last), flushing_q.eq(flushing)]
+        m.d.sync += [rd_valid[i].eq(rd_valid[i - 1]) for i in range(1, ACC_READ_LATENCY)]
+        m.d.sync += [rd_last[i].eq(rd_last[i - 1]) for i in range(1, ACC_READ_LATENCY)]
+        rq_valid, rq_last = rd_valid[-1], rd_last[-1]
         m.d.comb += out_q.eq(Mux(flushing_q, 0, acc_mem.r_data[1]))
         m.d.comb += [
             rq.i_valid.eq(rq_valid), rq.i_last.eq(rq_last),
@@ -640,7 +652,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
                 with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
-                          & ~rd_valid & ~rq_valid):
+                          & ~Cat(*rd_valid).any()):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)
