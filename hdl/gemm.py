@@ -178,6 +178,9 @@ class GemmCore(wiring.Component):
         ni_m1 = Signal(DIM_BITS); nj_m1 = Signal(DIM_BITS); nk_m1 = Signal(DIM_BITS)
         steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(cnt_bits)
         steps_one = Signal()             # steps == 1
+        # CHECK's conditions, registered in SETUP4
+        bad_dim = Signal(); a_ovf = Signal(); b_ovf = Signal(); c_ovf = Signal()
+        unsupported = Signal()
         n_folds_m1 = Signal(cnt_bits); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
 
         m.submodules.loader = loader = Loader(
@@ -247,6 +250,9 @@ class GemmCore(wiring.Component):
             # address pointers of the step in progress
             a_base = Signal(cnt_bits); a_blk = Signal(cnt_bits); b_base = Signal(cnt_bits)
             a_need = Signal(cnt_bits); b_need = Signal(cnt_bits)
+            # their values of the next cycle, and "the operands are in" kept in a register:
+            # compared with the loader's next-cycle counts (off the issue path)
+            a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Signal()
             a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
             c_base = Signal(c_aw + 1)
             gap = Signal(8)
@@ -263,7 +269,8 @@ class GemmCore(wiring.Component):
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
                 gap_ok.eq(gap_ok_r),
-                data_ok.eq((loader.a_count >= a_need) & (loader.b_count >= b_need) & gate),
+                data_ok.eq(data_ok_r),
+                a_need_d.eq(a_need), b_need_d.eq(b_need),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
@@ -295,22 +302,23 @@ class GemmCore(wiring.Component):
                         with m.If(~t_last):
                             m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
                                          i_at_last.eq(i_idx + 1 == ni_m1),
-                                         a_base.eq(a_base + groups), a_need.eq(a_need + groups)]
+                                         a_base.eq(a_base + groups)]
+                            m.d.comb += a_need_d.eq(a_need + groups)
                         with m.Elif(j_at_last):
                             m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
                                          ib.eq(ib + P), i_idx.eq(ib + P),
                                          i_at_last.eq(ib + P == ni_m1),
                                          a_blk.eq(a_blk + groups * P),
-                                         a_base.eq(a_blk + groups * P),
-                                         a_need.eq(a_blk + groups * (P + 1)),
-                                         b_base.eq(0), b_need.eq(steps)]
+                                         a_base.eq(a_blk + groups * P), b_base.eq(0)]
+                            m.d.comb += [a_need_d.eq(a_blk + groups * (P + 1)),
+                                         b_need_d.eq(steps)]
                         with m.Else():
                             m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
                                          j_at_last.eq(j_idx + 1 == nj_m1),
                                          i_idx.eq(ib), i_at_last.eq(ib == ni_m1),
-                                         a_base.eq(a_blk),
-                                         a_need.eq(a_blk + groups),
-                                         b_base.eq(b_base + steps), b_need.eq(b_need + steps)]
+                                         a_base.eq(a_blk), b_base.eq(b_base + steps)]
+                            m.d.comb += [a_need_d.eq(a_blk + groups),
+                                         b_need_d.eq(b_need + steps)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
                                  kk_at_last.eq(k_cur + 1 == steps_m1), b_ptr.eq(cur_b + 1)]
@@ -324,12 +332,19 @@ class GemmCore(wiring.Component):
             with m.Else():
                 with m.If(gap != 255):
                     m.d.sync += [gap.eq(gap + 1), gap_ok_r.eq(gap + 1 >= gap_min)]
+            # (the loader's published counts of the next cycle are its own counts of this one)
+            gate_d = Const(1) if cfg.double_buffer else \
+                ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
+            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d),
+                         data_ok_r.eq((loader.a_count_next >= a_need_d)
+                                      & (loader.b_count_next >= b_need_d) & gate_d)]
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
                              ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
+                             data_ok_r.eq(0),   # no word of this job is in yet
                              c_base.eq(0), gap.eq(255), gap_ok_r.eq(1), waiting.eq(1),
                              stepping.eq(0),
                              seq_done.eq(0)]
@@ -417,7 +432,7 @@ class GemmCore(wiring.Component):
         w_end = Signal(); w_row = Signal(row_bits)
         s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
         s_sum = Signal(row_bits)
-        final_count = Signal(c_aw + 1)
+        final_count = Signal(c_aw + 1)     # finished rows (their last write done)
         o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
         m.d.sync += [
             w_valid.eq(array.o_valid & running),
@@ -465,15 +480,28 @@ class GemmCore(wiring.Component):
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
+        advance = Signal()
+        # final_count > out_addr, kept in a register: ``ahead`` = final_count - out_addr (it
+        # goes negative past padding rows, which are skipped without waiting)
+        ahead = Signal(signed(c_aw + 3)); row_in = Signal()
+        # level + inflight of the output FIFO: rows in it or on their way, kept in one count
+        held = Signal(range(OUT_FIFO_DEPTH + 1))
         m.d.comb += [
             row_ok.eq((out_abs < M) if os_ else 1),
-            ready_row.eq(((final_count > out_addr) & out_gate) | flushing),
-            credit_ok.eq(fifo.level + inflight < OUT_FIFO_DEPTH),
+            ready_row.eq((row_in & out_gate) | flushing),
+            credit_ok.eq(held < OUT_FIFO_DEPTH),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
+            advance.eq(out_active & (out_issue | ~row_ok)),
             acc_mem.r_addr[1].eq(out_addr),
         ]
+        ge0, ge1, ge2 = ~ahead[-1], ~ahead[-1] & ahead.any(), ~ahead[-1] & ahead[1:].any()
+        m.d.sync += [
+            ahead.eq(ahead + s_final - advance),
+            row_in.eq(Mux(s_final, Mux(advance, ge1, ge0), Mux(advance, ge2, ge1))),
+            held.eq(held + out_issue - (fifo.r_en & fifo.r_rdy)),
+        ]
         issued_last = Signal()
-        with m.If(out_active & (out_issue | ~row_ok)):
+        with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
                 with m.If(out_r == R - 1):
@@ -563,7 +591,8 @@ class GemmCore(wiring.Component):
                                  err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
                                  self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
                                  self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
-                                 final_count.eq(0), out_started.eq(0), flushing.eq(0)]
+                                 final_count.eq(0), out_started.eq(0), flushing.eq(0),
+                                 ahead.eq(0), row_in.eq(0)]
                     m.next = "SETUP0"
             with m.State("SETUP0"):
                 m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)), y_kr.eq(K + (R - 1)),
@@ -603,22 +632,24 @@ class GemmCore(wiring.Component):
                              n_folds_m1.eq(n_folds - 1)]
                 m.next = "SETUP4"
             with m.State("SETUP4"):
-                m.d.sync += macs_job.eq(macs_lo + (macs_hi << 16))
+                m.d.sync += [macs_job.eq(macs_lo + (macs_hi << 16)),
+                             bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                             a_ovf.eq(n_a > cfg.a_depth), b_ovf.eq(n_b > cfg.b_depth),
+                             c_ovf.eq(n_c > cfg.acc_depth),
+                             unsupported.eq(mode_rq & (not cfg.requant))]
                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If((M == 0) | (K == 0) | (N == 0)):
+                with m.If(bad_dim):
                     fail(ERR["BAD_DIM"])
-                with m.Elif(n_a > cfg.a_depth):
+                with m.Elif(a_ovf):
                     fail(ERR["A_OVERFLOW"])
-                with m.Elif(n_b > cfg.b_depth):
+                with m.Elif(b_ovf):
                     fail(ERR["B_OVERFLOW"])
-                with m.Elif(n_c > cfg.acc_depth):
+                with m.Elif(c_ovf):
                     fail(ERR["C_OVERFLOW"])
-                with m.Elif(mode_rq & (not cfg.requant)):
+                with m.Elif(unsupported):
                     fail(ERR["UNSUPPORTED"])
-                with m.If((M == 0) | (K == 0) | (N == 0) | (n_a > cfg.a_depth)
-                          | (n_b > cfg.b_depth) | (n_c > cfg.acc_depth)
-                          | (mode_rq & (not cfg.requant))):
+                with m.If(bad_dim | a_ovf | b_ovf | c_ovf | unsupported):
                     m.d.comb += loader.flush.eq(1)
                     finish(False)
                 with m.Else():

@@ -30,6 +30,7 @@ PE_LATENCY = 3
 WRITEBACK = _WRITEBACK     # writer: row register, accumulator read, sum
 OUT_PIPE = ACC_READ_LATENCY + Requantizer.LATENCY   # accumulator read + requantizer
 FIFO_DEPTH = OUT_FIFO_DEPTH
+WRITE_DELAY = 1            # loader's registered scratchpad write: counts seen one cycle later
 FIFO_LATENCY = 3           # FIFO write -> packer input (buffered FIFO)
 WS_MIN_FOLD = _WS_MIN_FOLD
 
@@ -90,7 +91,8 @@ class _Stream:
     are written one per cycle from ``seg_start + 1`` (count ``c`` visible at
     ``seg_start + 1 + c``) and the next segment starts one cycle after the last
     write; wider words take ``Q`` beats each (count ``c`` visible at
-    ``seg_start + Q*c``) and the next segment follows at once.
+    ``seg_start + Q*c``) and the next segment follows at once. The sequencer sees a
+    count ``WRITE_DELAY`` cycles later (the loader's registered write port).
     """
 
     def __init__(self, cfg: GemmConfig, segments, start: int):
@@ -119,7 +121,8 @@ class _Stream:
         for seg_start, done, n, q in self.segs[kind]:
             if count <= done + n:
                 local = count - done
-                return seg_start + 1 + local if q is None else seg_start + q * local
+                return WRITE_DELAY + (seg_start + 1 + local if q is None
+                                      else seg_start + q * local)
         raise ValueError(f"{kind} word {count} is not in the frame")
 
     def a_time(self, count):
