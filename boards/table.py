@@ -57,6 +57,14 @@ def ice40_config(side: int):
                       acc_kib=2, requant=False)
 
 
+def _missing(config, part, target, status, error, seconds=None) -> dict:
+    """A table row without a result: not run, not cached, or a tool's failure."""
+    return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
+            "config_hash": config.config_hash, "device": part, "target_mhz": target,
+            "fmax_mhz": None, "status": status, "error": error, "utilization": {},
+            "seconds": seconds or {}}
+
+
 class _NotCached(Exception):
     pass
 
@@ -84,21 +92,16 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
             result = cached_result(config, part, target, tools=tools)
             if result is None:
                 log(f"{config.describe()} on {part}: no cached result")
-                return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
-                        "config_hash": config.config_hash, "device": part,
-                        "target_mhz": target, "fmax_mhz": None, "status": "not-cached",
-                        "utilization": {}, "seconds": {},
-                        "error": "not run: no cached result for these sources and tools "
-                                 "(--cached-only)"}
+                return _missing(config, part, target, "not-cached",
+                                "not run: no cached result for these sources and tools "
+                                "(--cached-only)")
         else:
             result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
                              progress=progress, use_cache=use_cache)
     except SynthError as error:
         log(f"{config.describe()} on {part}: {error.kind}: {error}")
-        return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
-                "config_hash": config.config_hash, "device": part, "target_mhz": target,
-                "fmax_mhz": None, "status": error.kind, "error": str(error), "utilization": {},
-                "seconds": {"total": round(time.monotonic() - t0, 1)}}
+        return _missing(config, part, target, error.kind, str(error),
+                        {"total": round(time.monotonic() - t0, 1)})
     log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz, multipliers on DSPs: "
         f"{result['multipliers']}{' (cached)' if result.get('cached') else ''}")
     return result
@@ -118,10 +121,7 @@ def _asic(config, tools, progress, use_cache, log) -> dict:
 
 
 def _not_run(config, part, target, max_side) -> dict:
-    return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
-            "config_hash": config.config_hash, "device": part, "target_mhz": target,
-            "fmax_mhz": None, "status": "not-run", "utilization": {}, "seconds": {},
-            "error": f"not run: larger than --max-side {max_side}"}
+    return _missing(config, part, target, "not-run", f"not run: larger than --max-side {max_side}")
 
 
 def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
