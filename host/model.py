@@ -19,7 +19,7 @@ __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 
 # Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py).
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
-SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK
+SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK (GemmConfig.setup_cycles: more when serial)
 ISSUE_TO_ARRAY = 2         # scratchpad read + its output register
 PE_LATENCY = 3
 WRITEBACK = 4              # writer: row register, memory read, old-value register, sum
@@ -129,7 +129,7 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     """Counters of one job of shape (m, k, n) on ``cfg``."""
     R, C, S = cfg.rows, cfg.cols, cfg.stream_bits
     nj = _ceil(n, C)
-    t0 = START_TO_BUSY + SETUP_CYCLES            # cycle the loader starts, from busy
+    t0 = START_TO_BUSY + cfg.setup_cycles        # cycle the loader starts, from busy
     busy0 = START_TO_BUSY
     sp_n, sp_m = cfg.nm
     groups = _ceil(k, sp_m)
