@@ -564,75 +564,94 @@ class GemmCore(wiring.Component):
         m.d.comb += loader.start.eq(0)
 
         def serial_setup():
-            # One shift-add multiplier for every product of the setup (config.serial_setup):
-            # product register {high part, multiplier}; per cycle, add the multiplicand to
+            # config.serial_setup: one shift-add multiplier for every product of the setup.
+            # Product register {high part, multiplier}; per cycle, add the multiplicand to
             # the high part if the multiplier's low bit is set, and shift right. After
-            # ``bits`` cycles (plus one to load the operands) the product is in the
-            # register's top. Each product is a state; see GemmConfig.setup_cycles.
+            # `bits` cycles (plus one to load the operands) the product is in the
+            # register's top. One state per product; GemmConfig.setup_cycles counts them.
+            # Few registers: on an iCE40 a flip-flop loaded from a shared bus takes a
+            # logic cell of its own. So products go straight to what uses them (M*N into
+            # the multiplicand register for the MAC count, which stays in the product
+            # register until the job ends; word counts minus one; overflow flags for
+            # CHECK, which then decides on registered bits only).
             ybits = DIM_BITS + 1
-            ops = []     # (multiplicand, multiplier, multiplier bits, [(destination, lsb)])
-            for d, y, dst in ((R, y_kr if not os_ else y_m, nk if not os_ else ni),
-                              (C, y_n, nj)):
+            # (multiplicand or None to keep the register's, multiplier, its bits,
+            #  f(product) -> statements at the end)
+            ops = []
+            for d, y, dst in (((R, M, ni) if os_ else (R, K, nk)), (C, N, nj)):
                 if d & (d - 1):
                     c, sh = _reciprocal(d, ybits)
-                    ops.append((Const(c), y, ybits, [(dst, sh)]))
+                    ops.append((Const(c), y + (d - 1), ybits,
+                                lambda p, dst=dst, sh=sh: [dst.eq(p[sh:])]))
             macs_w = min(2 * DIM_BITS, cfg.counter_bits)    # bits of M*N the MAC count needs
-            ops.append((M, N, DIM_BITS, [(mn, 0)]))
+            mc = Signal(max(macs_w, (((1 << DIM_BITS) - 1) * R).bit_length(),
+                            *(len(op[0]) for op in ops)))
+            a_words = lambda p: [n_a.eq(p), a_over.eq(p > cfg.a_depth)]
             if os_:
-                ops += [(groups, ni, DIM_BITS, [(n_a, 0)]), (nj, ni, DIM_BITS, [(nij, 0)]),
-                        (M, nj, DIM_BITS, [(out_rows, 0)]), (nj, steps, DIM_BITS, [(n_b, 0)])]
+                ops += [(groups, ni, DIM_BITS, a_words),
+                        (_mul_const(nj, R), ni, DIM_BITS, lambda p: [c_over.eq(p > cfg.acc_depth)]),
+                        (M, nj, DIM_BITS, lambda p: [out_rows_m1.eq(p - 1)]),
+                        (nj, steps, DIM_BITS, lambda p: [n_b.eq(p), b_over.eq(p > cfg.b_depth)])]
             else:
-                ops += [(M, nk, DIM_BITS, [(n_a, 0)]),
-                        (nj, nk, DIM_BITS, [(nij, 0), (n_folds, 0)]),
-                        (M, nj, DIM_BITS, [(n_c, 0), (out_rows, 0)])]
-            ops.append((mn[:macs_w], steps, DIM_BITS, [(macs_job, 0)]))
-            assert 4 + sum(bits + 1 for _, _, bits, _ in ops) == cfg.setup_cycles
+                def folds(p):
+                    n_b_ = _mul_const(p, R)
+                    return [n_folds_m1.eq(p - 1), n_b.eq(n_b_), b_over.eq(n_b_ > cfg.b_depth)]
+                ops += [(M, nk, DIM_BITS, a_words), (nj, nk, DIM_BITS, folds),
+                        (M, nj, DIM_BITS, lambda p: [c_over.eq(p > cfg.acc_depth),
+                                                     out_rows_m1.eq(p - 1)])]
+            ops += [(M, N, DIM_BITS, lambda p: [mc.eq(p)]), (None, steps, DIM_BITS, lambda p: [])]
+            assert 3 + sum(bits + 1 for _, _, bits, _ in ops) == cfg.setup_cycles
             nmax = max(bits for _, _, bits, _ in ops)
-            w = max(len(mcand) for mcand, _, _, _ in ops)
-            pr = Signal(w + 1 + nmax)
-            mc = Signal(w)
+            pr = Signal(len(mc) + 1 + nmax)
             pr_next = Signal.like(pr)
             cnt = Signal(range(nmax + 1))
-            m.d.comb += pr_next.eq(Cat(pr[1:nmax], pr[nmax:] + Mux(pr[0], mc, 0)))
+            m.d.comb += [pr_next.eq(Cat(pr[1:nmax], pr[nmax:] + Mux(pr[0], mc, 0))),
+                         macs_job.eq(pr[nmax - DIM_BITS:])]
 
             def states():
-                with m.State("SETUP1"):
-                    # the power-of-two divisions are shifts; steps is a constant multiple
-                    g = _div_const(y_kg, sp_m, ybits)
+                with m.State("SETUP0"):
+                    # the power-of-two divisions are shifts, steps a constant multiple
+                    g = _div_const(K + (sp_m - 1), sp_m, ybits)
                     m.d.sync += [groups.eq(g), steps.eq(_mul_const(g, sp_n) if os_ else K),
-                                 cnt.eq(0)]
-                    for d, y, dst in ((R, y_m, ni), (C, y_n, nj), (R, y_kr, nk)):
+                                 m_m1.eq(M - 1), cnt.eq(0),
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0))]
+                    for d, y, dst in ((R, M, ni), (C, N, nj), (R, K, nk)):
                         if not d & (d - 1):
-                            m.d.sync += dst.eq(_div_const(y, d, ybits))
+                            m.d.sync += dst.eq(_div_const(y + (d - 1), d, ybits))
                     m.next = "SETUP_MUL0"
-                for i, (mcand, mplier, bits, dests) in enumerate(ops):
+                for i, (mcand, mplier, bits, done) in enumerate(ops):
                     with m.State(f"SETUP_MUL{i}"):
                         with m.If(cnt == 0):
-                            m.d.sync += [pr.eq(mplier), mc.eq(mcand), cnt.eq(1)]
+                            m.d.sync += [pr.eq(mplier), cnt.eq(1)]
+                            if mcand is not None:
+                                m.d.sync += mc.eq(mcand)
                         with m.Else():
                             m.d.sync += [pr.eq(pr_next), cnt.eq(cnt + 1)]
                             with m.If(cnt == bits):
-                                m.d.sync += cnt.eq(0)
-                                for dst, lsb in dests:
-                                    m.d.sync += dst.eq(pr_next[nmax - bits + lsb:])
+                                m.d.sync += [cnt.eq(0), *done(pr_next[nmax - bits:])]
                                 m.next = f"SETUP_MUL{i + 1}" if i + 1 < len(ops) else "SETUP3"
                 with m.State("SETUP3"):
                     m.d.sync += [ni_m1.eq(ni - 1), nj_m1.eq(nj - 1), nk_m1.eq(nk - 1),
-                                 steps_m1.eq(steps - 1), steps_one.eq(steps == 1),
-                                 out_rows_m1.eq(out_rows - 1), n_folds_m1.eq(n_folds - 1)]
+                                 steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
                     if os_:
                         S_os = array.min_fold_cycles
-                        m.d.sync += [n_c.eq(_mul_const(nij, R)),
-                                     n_a1.eq(groups if P_os == 1
+                        m.d.sync += [n_a1.eq(groups if P_os == 1
                                              else Mux(ni >= 2, groups * 2, groups)),
                                      gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
                     else:
                         S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
-                        m.d.sync += [n_b.eq(_mul_const(nij, R)), n_a1.eq(n_a),
-                                     fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                        m.d.sync += [n_a1.eq(n_a), fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
                     m.next = "CHECK"
             return states
 
+        # CHECK's conditions: compares of the setup's results, or with serial_setup the
+        # flags it registered (built afresh at each use: the same netlist as before)
+        if cfg.serial_setup:
+            bad_dim = Signal(); a_over = Signal(); b_over = Signal(); c_over = Signal()
+            checks = lambda: (bad_dim, a_over, b_over, c_over)
+        else:
+            checks = lambda: ((M == 0) | (K == 0) | (N == 0), n_a > cfg.a_depth,
+                              n_b > cfg.b_depth, n_c > cfg.acc_depth)
         emit_serial_setup = serial_setup() if cfg.serial_setup else None
         with m.FSM(name="job"):
             with m.State("IDLE"):
@@ -648,13 +667,13 @@ class GemmCore(wiring.Component):
                                  self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
                                  final_count.eq(0), out_started.eq(0), flushing.eq(0)]
                     m.next = "SETUP0"
-            with m.State("SETUP0"):
-                m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)), y_kr.eq(K + (R - 1)),
-                             y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
-                m.next = "SETUP1"
             if cfg.serial_setup:
                 emit_serial_setup()
             else:
+                with m.State("SETUP0"):
+                    m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)),
+                                 y_kr.eq(K + (R - 1)), y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
+                    m.next = "SETUP1"
                 with m.State("SETUP1"):
                     m.d.sync += [
                         ni.eq(_div_const(y_m, R, DIM_BITS + 1)),
@@ -693,19 +712,19 @@ class GemmCore(wiring.Component):
                     m.d.sync += macs_job.eq(macs_lo + (macs_hi << 16))
                     m.next = "CHECK"
             with m.State("CHECK"):
-                with m.If((M == 0) | (K == 0) | (N == 0)):
+                dim_bad, a_bad, b_bad, c_bad = checks()
+                with m.If(dim_bad):
                     fail(ERR["BAD_DIM"])
-                with m.Elif(n_a > cfg.a_depth):
+                with m.Elif(a_bad):
                     fail(ERR["A_OVERFLOW"])
-                with m.Elif(n_b > cfg.b_depth):
+                with m.Elif(b_bad):
                     fail(ERR["B_OVERFLOW"])
-                with m.Elif(n_c > cfg.acc_depth):
+                with m.Elif(c_bad):
                     fail(ERR["C_OVERFLOW"])
                 with m.Elif(rq_asked & (not cfg.requant)):
                     fail(ERR["UNSUPPORTED"])
-                with m.If((M == 0) | (K == 0) | (N == 0) | (n_a > cfg.a_depth)
-                          | (n_b > cfg.b_depth) | (n_c > cfg.acc_depth)
-                          | (rq_asked & (not cfg.requant))):
+                dim_bad, a_bad, b_bad, c_bad = checks()
+                with m.If(dim_bad | a_bad | b_bad | c_bad | (rq_asked & (not cfg.requant))):
                     m.d.comb += loader.flush.eq(1)
                     finish(False)
                 with m.Else():
