@@ -45,21 +45,26 @@ def ecp5_configs(quick: bool = False):
     return [GemmConfig(rows=n, cols=n, a_dtype=dt, b_dtype=dt) for dt in dtypes for n in sides]
 
 
-def ice40_config(side: int, counter_bits: int = 32):
+def ice40_config(side: int, counter_bits: int = 24):
     """An int8 ``side`` x ``side`` array sized for the iCE40UP5K.
 
     1 KiB operand scratchpads, 2 KiB of accumulators, a 32-bit stream and no
     requantizer (its per-lane multipliers would compete with the array for the
     eight SB_MAC16 blocks): the array itself is what grows. The fixed cost is cut
-    for the 5,280 LUT4s: the job setup's products run one after another on a
-    shift-add multiplier (``serial_setup``; parallel, they take seven SB_MAC16 blocks,
-    or thousands of LUT4s as logic, and a 1x1 array did not fit), and the performance
-    counters are ``counter_bits`` wide instead of 64 (32: a job's cycle count wraps
-    after 143 s at 30 MHz).
+    for the part's 5,280 logic cells (with the full-size setup and CSRs even a 1x1
+    array needed 8,346 LUT4s):
+
+    * ``serial_setup``: the job setup's products run one after another on one
+      shift-add multiplier (about 100 cycles per job) instead of taking seven
+      SB_MAC16 blocks, or thousands of LUT4s as logic;
+    * ``counter_bits``: 24-bit performance counters instead of 64 (a job's cycle
+      count wraps after 0.56 s at 30 MHz);
+    * ``csr_fields_only``: the read-write CSRs keep only their fields' bits.
     """
     from accelgen.hdl import GemmConfig
     return GemmConfig(rows=side, cols=side, stream_bits=32, a_spad_kib=1, b_spad_kib=1,
-                      acc_kib=2, requant=False, counter_bits=counter_bits, serial_setup=True)
+                      acc_kib=2, requant=False, counter_bits=counter_bits, serial_setup=True,
+                      csr_fields_only=True)
 
 
 def _run(config, part, target, tools, progress, use_cache, log) -> dict:

@@ -140,6 +140,11 @@ class GemmConfig(ConfigBase):
         on one shift-add multiplier, one operand bit per cycle, instead of with parallel
         multipliers (seven of them, each a DSP block or a large LUT multiplier). Costs
         :attr:`setup_cycles` per job; for small FPGAs.
+    csr_fields_only : bool
+        Read-write CSRs store only the bits of their fields (M, K, N: 16; MODE: 4; ...);
+        the other bits ignore writes and read 0. Saves about 120 flip-flops and part of
+        the read multiplexer; for small FPGAs. Off: every read-write CSR stores all 32
+        bits written.
 
     Raises
     ------
@@ -164,9 +169,10 @@ class GemmConfig(ConfigBase):
     sparsity: str = "dense"
     counter_bits: int = 64
     serial_setup: bool = False
+    csr_fields_only: bool = False
 
     DATAFLOWS: ClassVar[tuple] = ("os", "ws")
-    OMIT_AT_DEFAULT: ClassVar[tuple] = ("counter_bits", "serial_setup")
+    OMIT_AT_DEFAULT: ClassVar[tuple] = ("counter_bits", "serial_setup", "csr_fields_only")
 
     def __post_init__(self):
         o = type(self).__name__
@@ -209,6 +215,7 @@ class GemmConfig(ConfigBase):
                                  f"not {self.dataflow!r}")
         _check_int(o, "counter_bits", self.counter_bits, 24, 64)
         _check_bool(o, "serial_setup", self.serial_setup)
+        _check_bool(o, "csr_fields_only", self.csr_fields_only)
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -303,6 +310,8 @@ class GemmConfig(ConfigBase):
             small += f", {self.counter_bits}-bit counters"
         if self.serial_setup:
             small += ", serial setup"
+        if self.csr_fields_only:
+            small += ", CSR fields only"
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()}{sp} "
                 f"{self.a_dtype}x{self.b_dtype}->int{self.acc_bits}, "
                 f"{self.stream_bits}-bit streams{small}")
