@@ -174,7 +174,8 @@ def render_markdown(data: dict) -> str:
     largest = data.get("ice40_largest")
     lines += [f"### iCE40: {ICE40_PART}, out of context, {ICE40_TARGET_MHZ:g} MHz target", "",
               "Square int8 arrays (1 KiB scratchpads, 2 KiB accumulators, 32-bit stream, no "
-              "requantizer), growing until one does not fit; largest that fits: "
+              "requantizer, serial setup products, 24-bit counters, read-write CSRs of their "
+              "fields only), growing until one does not fit; largest that fits: "
               f"**{f'{largest}x{largest}' if largest else 'none'}**.", "",
               markdown_table(_rows(data["ice40"])), *_errors(data["ice40"]),
               "### DSP blocks and run times", "", *extra, ""]
