@@ -28,7 +28,7 @@ from .flow import run_ooc
 from .report import markdown_table
 from .runner import SynthError
 
-__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "ice40_config", "run_table",
+__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "ice40_config", "run_table", "cached_result",
            "render_markdown"]
 
 ECP5_PART = "LFE5U-85F-6BG381C"
@@ -67,12 +67,42 @@ def ice40_config(side: int, counter_bits: int = 24):
                       csr_fields_only=True)
 
 
-def _run(config, part, target, tools, progress, use_cache, log) -> dict:
+class _NotCached(Exception):
+    pass
+
+
+def _refuse(stage, status):
+    raise _NotCached(stage)
+
+
+def cached_result(config, part, target_mhz, *, tools=None, dsp="auto") -> dict | None:
+    """The cached out-of-context result :func:`run_ooc` would return, or ``None``; the
+    tools never run (the run is refused at its first stage). A cached misfit raises
+    :class:`SynthError` as :func:`run_ooc` does."""
+    try:
+        return run_ooc(config, part, target_mhz=target_mhz, tools=tools, dsp=dsp,
+                       progress=_refuse)
+    except _NotCached:
+        return None
+
+
+def _run(config, part, target, tools, progress, use_cache, log, cached_only=False) -> dict:
     """One row; multipliers leave the DSP blocks only as far as needed to fit."""
     t0 = time.monotonic()
     try:
-        result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
-                         progress=progress, use_cache=use_cache)
+        if cached_only:
+            result = cached_result(config, part, target, tools=tools)
+            if result is None:
+                log(f"{config.describe()} on {part}: no cached result")
+                return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
+                        "config_hash": config.config_hash, "device": part,
+                        "target_mhz": target, "fmax_mhz": None, "status": "not-cached",
+                        "utilization": {}, "seconds": {},
+                        "error": "not run: no cached result for these sources and tools "
+                                 "(--cached-only)"}
+        else:
+            result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
+                             progress=progress, use_cache=use_cache)
     except SynthError as error:
         log(f"{config.describe()} on {part}: {error.kind}: {error}")
         return {"flow": "ooc", "design": config.describe(), "config": config.to_dict(),
@@ -105,10 +135,12 @@ def _not_run(config, part, target, max_side) -> dict:
 
 
 def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
-              use_cache=True, log=print) -> dict:
+              use_cache=True, log=print, cached_only=False) -> dict:
     """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
 
     ``max_side`` leaves out (and marks as not run) the ECP5 arrays larger than that.
+    ``cached_only`` runs no place and route: rows without a cached result for the
+    current sources and tools say "not-cached" (the ASIC estimates, Yosys only, run).
 
     Returns
     -------
@@ -120,29 +152,41 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
     out.mkdir(parents=True, exist_ok=True)
     if not isinstance(max_side, int) or max_side < 1:
         raise ValueError(f"max_side must be a positive integer, not {max_side!r}")
-    ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log)
+    if cached_only and not use_cache:
+        raise ValueError("cached_only needs use_cache")
+    ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only)
             if cfg.rows <= max_side else _not_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, max_side)
             for cfg in ecp5_configs(quick)]
-    ice40, largest = [], None
+    ice40, largest, largest_known = [], None, True
     for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
         r = _run(ice40_config(side), ICE40_PART, ICE40_TARGET_MHZ, tools, progress, use_cache,
-                 log)
+                 log, cached_only)
         ice40.append(r)
+        if r.get("status") == "not-cached":
+            largest_known = False
+            break
         if r.get("fmax_mhz") is None:
             break
         largest = side
     asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)
             if cfg.rows <= max_side]
-    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest, "asic": asic}
+    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest,
+            "ice40_largest_known": largest_known, "asic": asic}
     json_path, md_path = out / "table.json", out / "table.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(render_markdown(data))
     return {**data, "json": str(json_path), "markdown": str(md_path)}
 
 
+def _largest(side, known: bool) -> str:
+    text = f"{side}x{side}" if side else "none"
+    return text if known else (f"at least {text}" if side else "unknown") + \
+        " (the next size has no cached result)"
+
+
 def _seconds(r) -> str:
     s = r.get("seconds") or {}
-    if r.get("status") == "not-run" or not s:
+    if r.get("status") in ("not-run", "not-cached") or not s:
         return "-"
     total = sum(v for v in s.values() if isinstance(v, (int, float)))
     return f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
@@ -176,7 +220,7 @@ def render_markdown(data: dict) -> str:
               "Square int8 arrays (1 KiB scratchpads, 2 KiB accumulators, 32-bit stream, no "
               "requantizer, serial setup products, 24-bit counters, read-write CSRs of their "
               "fields only), growing until one does not fit; largest that fits: "
-              f"**{f'{largest}x{largest}' if largest else 'none'}**.", "",
+              f"**{_largest(largest, data.get('ice40_largest_known', True))}**.", "",
               markdown_table(_rows(data["ice40"])), *_errors(data["ice40"]),
               "### DSP blocks and run times", "", *extra, ""]
     asic = data.get("asic") or []

@@ -59,7 +59,14 @@ ERR = {e.name: e.code for e in GEMM_ERRORS}
 
 DIM_BITS = 16
 OUT_FIFO_DEPTH = 16
-WS_MIN_FOLD = 4     # writer read-modify-write distance for the same accumulator row
+#: Accumulator memory read latency: a fabric register after the block RAM's output register,
+#: because its words go into the writer's adder and the requantizer's multipliers.
+ACC_READ_LATENCY = 3
+#: Writer: row register, memory read (ACC_READ_LATENCY), sum register, then the write.
+WRITEBACK = ACC_READ_LATENCY + 2
+#: Writer read-modify-write distance for the same accumulator row: the next read of a
+#: row comes after the write of its previous sum has landed.
+WS_MIN_FOLD = ACC_READ_LATENCY + 2
 # OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
 # the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
 # stream in; two rows per block use each B tile twice while the first tiles arrive.
@@ -164,12 +171,11 @@ class GemmCore(wiring.Component):
         # output register where the platform offers one; see .ram)
         m.submodules.a_spad = a_spad = PipelinedRAM(cfg.a_word_bits, cfg.a_depth)
         m.submodules.b_spad = b_spad = PipelinedRAM(cfg.b_word_bits, cfg.b_depth)
-        # two read ports: the writer's read-modify-write and the output engine. Not on
-        # the block RAM output register: its words go straight into the writer's adder
-        # and the requantizer's multipliers (measured on ECP5: 93.8 -> 84.9 MHz with it,
-        # 4x4 int8); that needs one more pipeline stage in each first.
+        # two read ports: the writer's read-modify-write and the output engine. Its words
+        # go into the writer's adder and the requantizer's multipliers, so they take one
+        # more register after the block RAM's output register (latency 3).
         m.submodules.acc_mem = acc_mem = PipelinedRAM(row_bits, cfg.acc_depth, read_ports=2,
-                                                      primitive=False)
+                                                      latency=ACC_READ_LATENCY)
 
         # -- job registers and setup ---------------------------------------------------
         M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
@@ -196,6 +202,9 @@ class GemmCore(wiring.Component):
         ni_m1 = Signal(DIM_BITS); nj_m1 = Signal(DIM_BITS); nk_m1 = Signal(DIM_BITS)
         steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(cnt_bits)
         steps_one = Signal()             # steps == 1
+        # CHECK's conditions, registered in SETUP4
+        bad_dim = Signal(); a_ovf = Signal(); b_ovf = Signal(); c_ovf = Signal()
+        unsupported = Signal()
         n_folds_m1 = Signal(cnt_bits); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
 
         m.submodules.loader = loader = Loader(
@@ -265,6 +274,9 @@ class GemmCore(wiring.Component):
             # address pointers of the step in progress
             a_base = Signal(cnt_bits); a_blk = Signal(cnt_bits); b_base = Signal(cnt_bits)
             a_need = Signal(cnt_bits); b_need = Signal(cnt_bits)
+            # their values of the next cycle, and "the operands are in" kept in a register:
+            # compared with the loader's next-cycle counts (off the issue path)
+            a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Signal()
             a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
             c_base = Signal(c_aw + 1)
             gap = Signal(8)
@@ -281,7 +293,8 @@ class GemmCore(wiring.Component):
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
                 gap_ok.eq(gap_ok_r),
-                data_ok.eq((loader.a_count >= a_need) & (loader.b_count >= b_need) & gate),
+                data_ok.eq(data_ok_r),
+                a_need_d.eq(a_need), b_need_d.eq(b_need),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
@@ -313,22 +326,23 @@ class GemmCore(wiring.Component):
                         with m.If(~t_last):
                             m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
                                          i_at_last.eq(i_idx + 1 == ni_m1),
-                                         a_base.eq(a_base + groups), a_need.eq(a_need + groups)]
+                                         a_base.eq(a_base + groups)]
+                            m.d.comb += a_need_d.eq(a_need + groups)
                         with m.Elif(j_at_last):
                             m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
                                          ib.eq(ib + P), i_idx.eq(ib + P),
                                          i_at_last.eq(ib + P == ni_m1),
                                          a_blk.eq(a_blk + groups * P),
-                                         a_base.eq(a_blk + groups * P),
-                                         a_need.eq(a_blk + groups * (P + 1)),
-                                         b_base.eq(0), b_need.eq(steps)]
+                                         a_base.eq(a_blk + groups * P), b_base.eq(0)]
+                            m.d.comb += [a_need_d.eq(a_blk + groups * (P + 1)),
+                                         b_need_d.eq(steps)]
                         with m.Else():
                             m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
                                          j_at_last.eq(j_idx + 1 == nj_m1),
                                          i_idx.eq(ib), i_at_last.eq(ib == ni_m1),
-                                         a_base.eq(a_blk),
-                                         a_need.eq(a_blk + groups),
-                                         b_base.eq(b_base + steps), b_need.eq(b_need + steps)]
+                                         a_base.eq(a_blk), b_base.eq(b_base + steps)]
+                            m.d.comb += [a_need_d.eq(a_blk + groups),
+                                         b_need_d.eq(b_need + steps)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
                                  kk_at_last.eq(k_cur + 1 == steps_m1), b_ptr.eq(cur_b + 1)]
@@ -342,12 +356,19 @@ class GemmCore(wiring.Component):
             with m.Else():
                 with m.If(gap != 255):
                     m.d.sync += [gap.eq(gap + 1), gap_ok_r.eq(gap + 1 >= gap_min)]
+            # (the loader's published counts of the next cycle are its own counts of this one)
+            gate_d = Const(1) if cfg.double_buffer else \
+                ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
+            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d),
+                         data_ok_r.eq((loader.a_count_next >= a_need_d)
+                                      & (loader.b_count_next >= b_need_d) & gate_d)]
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
                              ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
+                             data_ok_r.eq(0),   # no word of this job is in yet
                              c_base.eq(0), gap.eq(255), gap_ok_r.eq(1), waiting.eq(1),
                              stepping.eq(0),
                              seq_done.eq(0)]
@@ -426,30 +447,33 @@ class GemmCore(wiring.Component):
             seq_abort_sigs = [preloading, waiting, in_fold]
 
         # -- writer: read-modify-write into the accumulator memory ---------------------
-        # array row -> registered (address) -> memory read -> registered old value ->
-        # registered sum -> memory write. The same row is rewritten at least WS_MIN_FOLD
-        # cycles later (folds are at least that long), after this write has landed.
+        # array row -> registered (address) -> memory read (ACC_READ_LATENCY cycles, the
+        # row delayed alongside) -> registered sum -> memory write. The same row is
+        # rewritten at least WS_MIN_FOLD cycles later (folds are at least that long), after
+        # this write has landed.
         acc_row = data.ArrayLayout(signed(cfg.acc_bits), C)
         w_valid = Signal(); w_addr = Signal(c_aw); w_acc = Signal(); w_final = Signal()
         w_end = Signal(); w_row = Signal(row_bits)
-        x_valid = Signal(); x_addr = Signal(c_aw); x_acc = Signal(); x_final = Signal()
-        x_end = Signal(); x_row = Signal(row_bits)
-        y_valid = Signal(); y_addr = Signal(c_aw); y_acc = Signal(); y_final = Signal()
-        y_end = Signal(); y_row = Signal(row_bits); y_old = Signal(row_bits)
         s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
         s_sum = Signal(row_bits)
-        final_count = Signal(c_aw + 1)
+        final_count = Signal(c_aw + 1)     # finished rows (their last write done)
         o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
         m.d.sync += [
             w_valid.eq(array.o_valid & running),
             w_addr.eq(array.o_tag.addr + (array.o_row if os_ else 0)),
             w_acc.eq(array.o_tag.acc), w_final.eq(array.o_tag.final), w_end.eq(o_end),
             w_row.eq(array.o_data.as_value()),
-            x_valid.eq(w_valid), x_addr.eq(w_addr), x_acc.eq(w_acc), x_final.eq(w_final),
-            x_end.eq(w_end), x_row.eq(w_row),
-            y_valid.eq(x_valid), y_addr.eq(x_addr), y_acc.eq(x_acc), y_final.eq(x_final),
-            y_end.eq(x_end), y_row.eq(x_row),
         ]
+        # the row and its tag, delayed by the memory's read latency
+        y_valid, y_addr, y_acc, y_final, y_end, y_row = w_valid, w_addr, w_acc, w_final, w_end, w_row
+        for stage in range(ACC_READ_LATENCY):
+            nxt = [Signal.like(sig, name=f"{name}_d{stage + 1}") for sig, name in
+                   zip((y_valid, y_addr, y_acc, y_final, y_end, y_row),
+                       ("y_valid", "y_addr", "y_acc", "y_final", "y_end", "y_row"))]
+            m.d.sync += [n.eq(o) for n, o in zip(nxt, (y_valid, y_addr, y_acc, y_final, y_end,
+                                                      y_row))]
+            y_valid, y_addr, y_acc, y_final, y_end, y_row = nxt
+        y_old = Signal(row_bits)
         m.d.comb += [acc_mem.r_addr[0].eq(w_addr), y_old.eq(acc_mem.r_data[0])]
         old = data.View(acc_row, y_old)
         new = data.View(acc_row, y_row)
@@ -480,15 +504,28 @@ class GemmCore(wiring.Component):
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
+        advance = Signal()
+        # final_count > out_addr, kept in a register: ``ahead`` = final_count - out_addr (it
+        # goes negative past padding rows, which are skipped without waiting)
+        ahead = Signal(signed(c_aw + 3)); row_in = Signal()
+        # level + inflight of the output FIFO: rows in it or on their way, kept in one count
+        held = Signal(range(OUT_FIFO_DEPTH + 1))
         m.d.comb += [
             row_ok.eq((out_abs < M) if os_ else 1),
-            ready_row.eq(((final_count > out_addr) & out_gate) | flushing),
-            credit_ok.eq(fifo.level + inflight < OUT_FIFO_DEPTH),
+            ready_row.eq((row_in & out_gate) | flushing),
+            credit_ok.eq(held < OUT_FIFO_DEPTH),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
+            advance.eq(out_active & (out_issue | ~row_ok)),
             acc_mem.r_addr[1].eq(out_addr),
         ]
+        ge0, ge1, ge2 = ~ahead[-1], ~ahead[-1] & ahead.any(), ~ahead[-1] & ahead[1:].any()
+        m.d.sync += [
+            ahead.eq(ahead + s_final - advance),
+            row_in.eq(Mux(s_final, Mux(advance, ge1, ge0), Mux(advance, ge2, ge1))),
+            held.eq(held + out_issue - (fifo.r_en & fifo.r_rdy)),
+        ]
         issued_last = Signal()
-        with m.If(out_active & (out_issue | ~row_ok)):
+        with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
                 with m.If(out_r == R - 1):
@@ -512,11 +549,14 @@ class GemmCore(wiring.Component):
             with m.If(out_sent == out_rows_m1):
                 m.d.sync += out_active.eq(0)
         m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows_m1))
-        # memory read, then its output register, then the requantizer
-        rd_valid = Signal(); rd_last = Signal(); rq_valid = Signal(); rq_last = Signal()
+        # memory read (ACC_READ_LATENCY), then the requantizer
+        rd_valid = [Signal(name=f"rd_valid{i}") for i in range(ACC_READ_LATENCY)]
+        rd_last = [Signal(name=f"rd_last{i}") for i in range(ACC_READ_LATENCY)]
         out_q = Signal(row_bits); flushing_q = Signal()
-        m.d.sync += [rd_valid.eq(out_issue), rd_last.eq(issued_last),
-                     rq_valid.eq(rd_valid), rq_last.eq(rd_last), flushing_q.eq(flushing)]
+        m.d.sync += [rd_valid[0].eq(out_issue), rd_last[0].eq(issued_last), flushing_q.eq(flushing)]
+        m.d.sync += [rd_valid[i].eq(rd_valid[i - 1]) for i in range(1, ACC_READ_LATENCY)]
+        m.d.sync += [rd_last[i].eq(rd_last[i - 1]) for i in range(1, ACC_READ_LATENCY)]
+        rq_valid, rq_last = rd_valid[-1], rd_last[-1]
         m.d.comb += out_q.eq(Mux(flushing_q, 0, acc_mem.r_data[1]))
         m.d.comb += [
             rq.i_valid.eq(rq_valid), rq.i_last.eq(rq_last),
@@ -572,8 +612,7 @@ class GemmCore(wiring.Component):
             # Few registers: on an iCE40 a flip-flop loaded from a shared bus takes a
             # logic cell of its own. So products go straight to what uses them (M*N into
             # the multiplicand register for the MAC count, which stays in the product
-            # register until the job ends; word counts minus one; overflow flags for
-            # CHECK, which then decides on registered bits only).
+            # register until the job ends; word counts minus one; CHECK's overflow flags).
             ybits = DIM_BITS + 1
             # (multiplicand or None to keep the register's, multiplier, its bits,
             #  f(product) -> statements at the end)
@@ -586,18 +625,18 @@ class GemmCore(wiring.Component):
             macs_w = min(2 * DIM_BITS, cfg.counter_bits)    # bits of M*N the MAC count needs
             mc = Signal(max(macs_w, (((1 << DIM_BITS) - 1) * R).bit_length(),
                             *(len(op[0]) for op in ops)))
-            a_words = lambda p: [n_a.eq(p), a_over.eq(p > cfg.a_depth)]
+            a_words = lambda p: [n_a.eq(p), a_ovf.eq(p > cfg.a_depth)]
             if os_:
                 ops += [(groups, ni, DIM_BITS, a_words),
-                        (_mul_const(nj, R), ni, DIM_BITS, lambda p: [c_over.eq(p > cfg.acc_depth)]),
+                        (_mul_const(nj, R), ni, DIM_BITS, lambda p: [c_ovf.eq(p > cfg.acc_depth)]),
                         (M, nj, DIM_BITS, lambda p: [out_rows_m1.eq(p - 1)]),
-                        (nj, steps, DIM_BITS, lambda p: [n_b.eq(p), b_over.eq(p > cfg.b_depth)])]
+                        (nj, steps, DIM_BITS, lambda p: [n_b.eq(p), b_ovf.eq(p > cfg.b_depth)])]
             else:
                 def folds(p):
                     n_b_ = _mul_const(p, R)
-                    return [n_folds_m1.eq(p - 1), n_b.eq(n_b_), b_over.eq(n_b_ > cfg.b_depth)]
+                    return [n_folds_m1.eq(p - 1), n_b.eq(n_b_), b_ovf.eq(n_b_ > cfg.b_depth)]
                 ops += [(M, nk, DIM_BITS, a_words), (nj, nk, DIM_BITS, folds),
-                        (M, nj, DIM_BITS, lambda p: [c_over.eq(p > cfg.acc_depth),
+                        (M, nj, DIM_BITS, lambda p: [c_ovf.eq(p > cfg.acc_depth),
                                                      out_rows_m1.eq(p - 1)])]
             ops += [(M, N, DIM_BITS, lambda p: [mc.eq(p)]), (None, steps, DIM_BITS, lambda p: [])]
             assert 3 + sum(bits + 1 for _, _, bits, _ in ops) == cfg.setup_cycles
@@ -614,7 +653,8 @@ class GemmCore(wiring.Component):
                     g = _div_const(K + (sp_m - 1), sp_m, ybits)
                     m.d.sync += [groups.eq(g), steps.eq(_mul_const(g, sp_n) if os_ else K),
                                  m_m1.eq(M - 1), cnt.eq(0),
-                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0))]
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                                 unsupported.eq(rq_asked & (not cfg.requant))]
                     for d, y, dst in ((R, M, ni), (C, N, nj), (R, K, nk)):
                         if not d & (d - 1):
                             m.d.sync += dst.eq(_div_const(y + (d - 1), d, ybits))
@@ -644,14 +684,6 @@ class GemmCore(wiring.Component):
                     m.next = "CHECK"
             return states
 
-        # CHECK's conditions: compares of the setup's results, or with serial_setup the
-        # flags it registered (built afresh at each use: the same netlist as before)
-        if cfg.serial_setup:
-            bad_dim = Signal(); a_over = Signal(); b_over = Signal(); c_over = Signal()
-            checks = lambda: (bad_dim, a_over, b_over, c_over)
-        else:
-            checks = lambda: ((M == 0) | (K == 0) | (N == 0), n_a > cfg.a_depth,
-                              n_b > cfg.b_depth, n_c > cfg.acc_depth)
         emit_serial_setup = serial_setup() if cfg.serial_setup else None
         with m.FSM(name="job"):
             with m.State("IDLE"):
@@ -665,7 +697,8 @@ class GemmCore(wiring.Component):
                                  err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
                                  self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
                                  self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
-                                 final_count.eq(0), out_started.eq(0), flushing.eq(0)]
+                                 final_count.eq(0), out_started.eq(0), flushing.eq(0),
+                                 ahead.eq(0), row_in.eq(0)]
                     m.next = "SETUP0"
             if cfg.serial_setup:
                 emit_serial_setup()
@@ -709,22 +742,24 @@ class GemmCore(wiring.Component):
                                  n_folds_m1.eq(n_folds - 1)]
                     m.next = "SETUP4"
                 with m.State("SETUP4"):
-                    m.d.sync += macs_job.eq(macs_lo + (macs_hi << 16))
+                    m.d.sync += [macs_job.eq(macs_lo + (macs_hi << 16)),
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                                 a_ovf.eq(n_a > cfg.a_depth), b_ovf.eq(n_b > cfg.b_depth),
+                                 c_ovf.eq(n_c > cfg.acc_depth),
+                                 unsupported.eq(rq_asked & (not cfg.requant))]
                     m.next = "CHECK"
             with m.State("CHECK"):
-                dim_bad, a_bad, b_bad, c_bad = checks()
-                with m.If(dim_bad):
+                with m.If(bad_dim):
                     fail(ERR["BAD_DIM"])
-                with m.Elif(a_bad):
+                with m.Elif(a_ovf):
                     fail(ERR["A_OVERFLOW"])
-                with m.Elif(b_bad):
+                with m.Elif(b_ovf):
                     fail(ERR["B_OVERFLOW"])
-                with m.Elif(c_bad):
+                with m.Elif(c_ovf):
                     fail(ERR["C_OVERFLOW"])
-                with m.Elif(rq_asked & (not cfg.requant)):
+                with m.Elif(unsupported):
                     fail(ERR["UNSUPPORTED"])
-                dim_bad, a_bad, b_bad, c_bad = checks()
-                with m.If(dim_bad | a_bad | b_bad | c_bad | (rq_asked & (not cfg.requant))):
+                with m.If(bad_dim | a_ovf | b_ovf | c_ovf | unsupported):
                     m.d.comb += loader.flush.eq(1)
                     finish(False)
                 with m.Else():
@@ -758,7 +793,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
                 with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
-                          & ~rd_valid & ~rq_valid):
+                          & ~Cat(*rd_valid).any()):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)

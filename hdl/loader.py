@@ -9,6 +9,12 @@ per cycle at most and publishes how many words of each segment have landed, so
 the array sequencer can start on a fold as soon as its operands are present
 (the scoreboard that lets loading overlap compute).
 
+The scratchpad write port is registered (block RAMs sit in their own columns, far
+from the unpacking logic), so a word is written one cycle after the loader takes
+it; the published counts follow the writes, one cycle behind the loader's own
+(``a_count_next``/``b_count_next``: what the counts will be in the next cycle, for
+logic that registers a decision on them).
+
 Framing errors: TLAST before the last B word is ``short``; no TLAST on the beat
 holding the last B word is ``long`` (the loader then discards beats up to and
 including the next TLAST, even past a new job's start: that job's frame comes
@@ -45,9 +51,11 @@ class Loader(wiring.Component):
         Stop discarding: a new job was accepted and its frame is about to come.
     s_data, s_last, s_valid, s_ready : AXI4-Stream slave.
     a_we, a_addr, a_data; b_we, b_addr, b_data : Out
-        Scratchpad write ports.
+        Scratchpad write ports (registered).
     a_count, b_count : Out
-        Words written so far in this job.
+        Words written so far in this job (a word counts once its write is done).
+    a_count_next, b_count_next : Out
+        The counts of the next cycle.
     busy : Out(1)
         A frame is being loaded (not counting discarding).
     err_short, err_long : Out(1)
@@ -65,6 +73,7 @@ class Loader(wiring.Component):
             "a_we": Out(1), "a_addr": Out(a_addr_bits), "a_data": Out(a_word_bits),
             "b_we": Out(1), "b_addr": Out(b_addr_bits), "b_data": Out(b_word_bits),
             "a_count": Out(count_bits), "b_count": Out(count_bits),
+            "a_count_next": Out(count_bits), "b_count_next": Out(count_bits),
             "busy": Out(1), "err_short": Out(1), "err_long": Out(1),
         })
 
@@ -79,7 +88,13 @@ class Loader(wiring.Component):
         discard = Signal()
 
         m.d.sync += [self.err_short.eq(0), self.err_long.eq(0)]
-        m.d.comb += [self.a_addr.eq(self.a_count), self.b_addr.eq(self.b_count)]
+        # the loader's own counts and write ports; the outputs are these, registered
+        a_cnt, b_cnt = self.a_count_next, self.b_count_next
+        a_we, a_data = Signal(), Signal.like(self.a_data)
+        b_we, b_data = Signal(), Signal.like(self.b_data)
+        m.d.sync += [self.a_we.eq(a_we), self.a_addr.eq(a_cnt), self.a_data.eq(a_data),
+                     self.b_we.eq(b_we), self.b_addr.eq(b_cnt), self.b_data.eq(b_data),
+                     self.a_count.eq(a_cnt), self.b_count.eq(b_cnt)]
 
         # ``count == last`` of each segment, kept in registers (a wide compare on the
         # ready path would limit the clock): set at start, updated as a count steps.
@@ -152,7 +167,8 @@ class Loader(wiring.Component):
                 with m.If(self.cancel & ~hard):
                     m.d.sync += discard.eq(0)
                 with m.If(self.start):
-                    m.d.sync += [self.a_count.eq(0), self.b_count.eq(0), buf_valid.eq(0), sub.eq(0),
+                    m.d.sync += [a_cnt.eq(0), b_cnt.eq(0), self.a_count.eq(0), self.b_count.eq(0),
+                                 buf_valid.eq(0), sub.eq(0),
                                  q.eq(0), single_a.eq(self.n_a1 == self.n_a),
                                  at_last["a1"].eq(self.n_a1 == 1), at_last["a"].eq(self.n_a == 1),
                                  at_last["b"].eq(self.n_b == 1),
@@ -212,15 +228,15 @@ class Loader(wiring.Component):
 
             with m.State("A"):
                 m.d.comb += self.busy.eq(1)
-                segment("a", self._wa, self.a_count, self.a_we, self.a_data, to("B"))
+                segment("a", self._wa, a_cnt, a_we, a_data, to("B"))
                 common()
             with m.State("B"):
                 m.d.comb += self.busy.eq(1)
-                segment("b", self._wb, self.b_count, self.b_we, self.b_data, after_b)
+                segment("b", self._wb, b_cnt, b_we, b_data, after_b)
                 common()
             with m.State("A2"):
                 m.d.comb += self.busy.eq(1)
-                segment("a2", self._wa, self.a_count, self.a_we, self.a_data, to_done)
+                segment("a2", self._wa, a_cnt, a_we, a_data, to_done)
                 common()
 
         return m

@@ -1,14 +1,19 @@
 """Scratchpad RAM with block-RAM output registers: one write port, read ports of two
-cycles' latency.
+or three cycles' latency.
 
-A read address presented in cycle ``t`` gives its word in cycle ``t + 2``: the
+A read address presented in cycle ``t`` gives its word in cycle ``t + latency``: the
 address is registered at the memory array, and the word once more at its output.
 That second register is a block RAM's output register (DP16KD ``OUTREG`` on ECP5)
 when the platform offers the ``accelgen_memory`` hook; without it (simulation,
 Verilog, other families) it is an Amaranth memory read port followed by a fabric
 flip-flop, with the same cycle behaviour. On an ECP5 -6 part the array's clock-to-out
-without the output register is 5.8 ns, so it is what lets the memories run at
-150 MHz.
+without the output register is 5.8 ns, a large part of a 150 MHz cycle; the output
+register cuts it to about 1 ns.
+
+With ``latency=3`` a third register, in the fabric, follows: the block RAM output
+register sits in the block RAM column, so its word reaches the logic that uses it
+over long routing; memories whose words go into an adder or a multiplier in their
+first cycle take the extra register instead of that routing.
 
 Hook contract: ``platform.accelgen_memory(width, depth, read_ports)`` returns a
 component with inputs ``w_addr``, ``w_data``, ``w_en``, ``r_addr`` (an array of
@@ -17,7 +22,7 @@ described, or ``None`` when it cannot build that memory. Writes and reads of the
 same address in the same cycle are not used (the read may return either word).
 """
 
-from amaranth import Module, unsigned
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -25,7 +30,7 @@ from amaranth.utils import bits_for
 
 __all__ = ["PipelinedRAM", "READ_LATENCY"]
 
-#: Cycles from a read address to its word.
+#: Cycles from a read address to its word (the default ``latency``).
 READ_LATENCY = 2
 
 
@@ -37,25 +42,27 @@ class PipelinedRAM(wiring.Component):
     read_ports : int
         Independent read ports (each may be a copy of the memory).
     primitive : bool
-        Whether the platform's block RAM (``accelgen_memory``) may be used. Its output
-        register sits in the block RAM column, so the read word then reaches the
-        logic that uses it over long routing in the same cycle; leave it off for
-        memories whose words go into an adder or a multiplier in their first cycle.
+        Whether the platform's block RAM (``accelgen_memory``) may be used.
+    latency : int
+        2, or 3 for a fabric register after the block RAM's output register.
 
     Members
     -------
     w_addr, w_data, w_en : In
     r_addr : In(ArrayLayout(address, read_ports))
     r_data : Out(ArrayLayout(word, read_ports))
-        ``r_data[i]`` in cycle ``t + 2`` is the word at ``r_addr[i]`` of cycle ``t``.
+        ``r_data[i]`` in cycle ``t + latency`` is the word at ``r_addr[i]`` of cycle ``t``.
     """
 
-    def __init__(self, width: int, depth: int, read_ports: int = 1, *, primitive: bool = True):
+    def __init__(self, width: int, depth: int, read_ports: int = 1, *, primitive: bool = True,
+                 latency: int = READ_LATENCY):
         for name, value in (("width", width), ("depth", depth), ("read_ports", read_ports)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"RAM {name} must be a positive integer, not {value!r}")
+        if latency not in (2, 3):
+            raise ValueError(f"RAM read latency must be 2 or 3 cycles, not {latency!r}")
         self.width, self.depth, self.read_ports = width, depth, read_ports
-        self.primitive = primitive
+        self.primitive, self.latency = primitive, latency
         aw = max(1, bits_for(depth - 1))
         super().__init__({
             "w_addr": In(aw), "w_data": In(width), "w_en": In(1),
@@ -65,6 +72,11 @@ class PipelinedRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.latency == 2:
+            words = self.r_data
+        else:       # the extra fabric register
+            words = Signal(data.ArrayLayout(unsigned(self.width), self.read_ports))
+            m.d.sync += self.r_data.eq(words)
         hook = getattr(platform, "accelgen_memory", None) if self.primitive else None
         impl = hook(self.width, self.depth, self.read_ports) if hook is not None else None
         if impl is not None:
@@ -72,7 +84,7 @@ class PipelinedRAM(wiring.Component):
             m.d.comb += [impl.w_addr.eq(self.w_addr), impl.w_data.eq(self.w_data),
                          impl.w_en.eq(self.w_en)]
             for i in range(self.read_ports):
-                m.d.comb += [impl.r_addr[i].eq(self.r_addr[i]), self.r_data[i].eq(impl.r_data[i])]
+                m.d.comb += [impl.r_addr[i].eq(self.r_addr[i]), words[i].eq(impl.r_data[i])]
             return m
         m.submodules.mem = mem = Memory(shape=unsigned(self.width), depth=self.depth, init=[])
         wr = mem.write_port()
@@ -80,5 +92,5 @@ class PipelinedRAM(wiring.Component):
         for i in range(self.read_ports):
             rd = mem.read_port()
             m.d.comb += rd.addr.eq(self.r_addr[i])
-            m.d.sync += self.r_data[i].eq(rd.data)      # the output register
+            m.d.sync += words[i].eq(rd.data)      # the output register
         return m

@@ -5,14 +5,18 @@ when ``shift > 0`` (round half up, i.e. towards +inf on ties), arithmetic shift,
 saturation to [-128, 127], then ``max(y, 0)`` when ``relu``. This is the
 per-tensor fixed-point scale of integer-only inference (scale = mult / 2**shift).
 
-Five pipeline stages (partial products, their sum, rounding add, shift,
-saturate); with ``enable`` low the row passes through unchanged with the same
-latency.
+Six pipeline stages (operand registers, partial products, their sum, rounding
+add, shift, saturate); with ``enable`` low the row passes through unchanged with
+the same latency. The first two are a DSP block's input and output registers where
+the platform offers a registered multiplier (``accelgen_multiplier``, see
+:func:`.pe.registered_multiplier`).
 """
 
-from amaranth import Module, Signal, Mux, Const, signed, unsigned
+from amaranth import Module, Signal, Mux, Const, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
+
+from .pe import registered_multiplier
 
 __all__ = ["Requantizer", "requantize_reference"]
 
@@ -47,11 +51,18 @@ class Requantizer(wiring.Component):
         Without: the input row.
 
     Pipeline (one register per stage, sized for FPGA DSP blocks and carry chains):
-    16-bit slices of the accumulator times the multiplier (one DSP multiply each),
-    their sum, the rounding add, the arithmetic shift, saturation.
+    16-bit slices of the accumulator and the multiplier registered (a DSP block's
+    input registers), their products (one DSP multiply each, output register), the
+    sum of the products, the rounding add, the arithmetic shift, saturation.
+
+    The product of an ``acc_bits`` value and the 16-bit multiplier has
+    ``P = acc_bits + 17`` bits. Shifts past ``P`` give 0 for every input (the
+    rounding term ``2**(shift-1)`` then exceeds twice any product, so the sum lies
+    in ``(0, 2**shift)``), so the datapath is ``P + 1`` bits wide and larger shifts
+    are flagged instead of carried through wider adders.
     """
 
-    LATENCY = 5
+    LATENCY = 6
 
     def __init__(self, lanes, acc_bits):
         self._lanes, self._acc = lanes, acc_bits
@@ -69,52 +80,68 @@ class Requantizer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         L, A, D = self._lanes, self._acc, self.LATENCY
+        P = A + 17                 # product bits (signed A x unsigned 16, with headroom)
+        width = P + 1              # product + 2**(shift-1) for shift <= P
         v = [Signal(name=f"v{i}") for i in range(D)]
         last = [Signal(name=f"last{i}") for i in range(D)]
         raw = [Signal(L * A, name=f"raw{i}") for i in range(D)]
         en = [Signal(name=f"en{i}") for i in range(D)]
         shift = [Signal(6, name=f"shift{i}") for i in range(D)]
         relu = [Signal(name=f"relu{i}") for i in range(D)]
+        big = [Signal(name=f"big{i}") for i in range(D)]      # shift > P: the result is 0
         m.d.sync += [v[0].eq(self.i_valid), last[0].eq(self.i_last),
                      raw[0].eq(self.i_data.as_value()), en[0].eq(self.enable),
-                     shift[0].eq(self.shift), relu[0].eq(self.relu)]
+                     shift[0].eq(self.shift), relu[0].eq(self.relu), big[0].eq(self.shift > P)]
         for i in range(1, D):
             m.d.sync += [v[i].eq(v[i - 1]), last[i].eq(last[i - 1]), raw[i].eq(raw[i - 1]),
-                         en[i].eq(en[i - 1]), shift[i].eq(shift[i - 1]), relu[i].eq(relu[i - 1])]
-        mult = Signal(16)
-        m.d.comb += mult.eq(self.mult)
-        width = max(A + 18, 66)
+                         en[i].eq(en[i - 1]), shift[i].eq(shift[i - 1]), relu[i].eq(relu[i - 1]),
+                         big[i].eq(big[i - 1])]
+        # 2**(shift-1) (0 for shift 0), registered beside the sum of the products
+        half = Signal(width)
+        m.d.sync += half.eq((Const(1, width + 1) << shift[1])[1:])
         out8 = Signal(L * 8)
         n_slices = -(-A // 16)
+        mult_shape = unsigned(16)
         for lane in range(L):
             x = self.i_data[lane]
-            # stage 1: 16-bit slices times the multiplier (the top slice signed)
+            # stages 1-2: 16-bit slices times the multiplier (the top slice signed),
+            # operands registered, then the product
             parts = []
             for k in range(n_slices):
                 lo, hi = 16 * k, min(A, 16 * (k + 1))
                 sl = x[lo:hi]
                 sl = sl.as_signed() if k == n_slices - 1 else sl
                 p = Signal(signed(hi - lo + 17 + 1), name=f"part{lane}_{k}")
-                m.d.sync += p.eq(sl * mult)
+                mul = registered_multiplier(platform, sl.shape(), mult_shape, p.shape())
+                if mul is not None:
+                    m.submodules[f"mul{lane}_{k}"] = mul
+                    m.d.comb += [mul.a.eq(sl), mul.b.eq(self.mult), mul.a_en.eq(1),
+                                 mul.b_en.eq(1), p.eq(mul.p)]
+                else:
+                    sl_r = Signal(sl.shape(), name=f"slice{lane}_{k}")
+                    mult_r = Signal(mult_shape, name=f"mult{lane}_{k}")
+                    m.d.sync += [sl_r.eq(sl), mult_r.eq(self.mult), p.eq(sl_r * mult_r)]
                 parts.append((p, lo))
-            # stage 2: sum of the partial products
+            # stage 3: sum of the partial products
             prod = Signal(signed(width), name=f"prod{lane}")
             total = parts[0][0]
             for p, lo in parts[1:]:
                 total = total + (p << lo)
             m.d.sync += prod.eq(total)
-            # stage 3: add 2**(shift-1) (round half up)
+            # stage 4: add 2**(shift-1) (round half up)
             rnd = Signal(signed(width), name=f"rnd{lane}")
-            half = Signal(64, name=f"half{lane}")
-            m.d.comb += half.eq((Const(1, 1) << shift[1]) >> 1)
             m.d.sync += rnd.eq(prod + half)
-            # stage 4: arithmetic shift
+            # stage 5: arithmetic shift (0 past the product's width)
             shifted = Signal(signed(width), name=f"shifted{lane}")
-            m.d.sync += shifted.eq(rnd >> shift[2])
-            # stage 5: saturate (and ReLU)
-            lo8 = Mux(relu[3], 0, -128)
-            sat = Signal(signed(8), name=f"sat{lane}")
-            m.d.comb += sat.eq(Mux(shifted > 127, 127, Mux(shifted < lo8, lo8, shifted)))
+            m.d.sync += shifted.eq(Mux(big[3], 0, rnd >> shift[3]))
+            # stage 6: saturate (and ReLU): in range when the bits above bit 7 all equal
+            # the sign (a reduction, not a wide compare)
+            sign = shifted[-1]
+            upper = shifted[7:]
+            fits = (upper == 0) | (upper == (1 << len(upper)) - 1)
+            sat = Signal(8, name=f"sat{lane}")
+            m.d.comb += sat.eq(Mux(relu[4] & sign, 0,
+                                   Mux(fits, shifted[:8], Mux(sign, 0x80, 0x7F))))
             m.d.sync += out8[lane * 8:(lane + 1) * 8].eq(sat)
         m.d.comb += [
             self.o_valid.eq(v[D - 1]), self.o_last.eq(last[D - 1]),

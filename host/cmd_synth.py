@@ -73,6 +73,9 @@ def add_parser(subparsers):
                    help="with --table: leave out ECP5 arrays larger than NxN (16x16 runs "
                         "without DSP blocks take hours); the rows say they were not run")
     p.add_argument("--no-cache", action="store_true", help="rerun the tools even if cached")
+    p.add_argument("--cached-only", action="store_true",
+                   help="with --table: run no place and route, only collect cached results "
+                        "(rows without one say not-cached)")
     p.add_argument("--keep", action="store_true",
                    help="keep the RTLIL and synthesized netlist of an out-of-context run")
     p.add_argument("--allow-timing-fail", action="store_true",
@@ -226,12 +229,17 @@ def run(args) -> int:
         console.print("aliases: " + ", ".join(sorted(ALIASES)))
         console.print("amaranth-boards platforms (ECP5, iCE40): " + ", ".join(list_boards()))
         return 0
+    if args.cached_only and not args.table:
+        raise CliError("--cached-only goes with --table")
+    if args.cached_only and args.no_cache:
+        raise CliError("--cached-only reads the cache; it cannot go with --no-cache")
     if args.table:
         from accelgen.boards.table import run_table
         with _Progress() as progress:
             table = run_table(Path(args.out), tools=args.tools, quick=args.quick,
                               max_side=args.max_side, progress=progress,
-                              use_cache=not args.no_cache, log=progress.console.print)
+                              use_cache=not args.no_cache, log=progress.console.print,
+                              cached_only=args.cached_only)
         console.print(f"wrote {table['json']} and {table['markdown']}")
         return 0
     if not (args.part or args.board or args.asic):

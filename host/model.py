@@ -14,19 +14,25 @@ from dataclasses import dataclass, asdict
 
 from accelgen.hdl.config import GemmConfig
 from accelgen.hdl.gearbox import words_per_beat, beats_per_word
+from accelgen.hdl.gemm import ACC_READ_LATENCY, OUT_FIFO_DEPTH, WRITEBACK as _WRITEBACK, \
+    WS_MIN_FOLD as _WS_MIN_FOLD
+from accelgen.hdl.ram import READ_LATENCY
+from accelgen.hdl.requant import Requantizer
 
 __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 
-# Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py).
+# Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py); the pipeline depths that
+# hdl exports are taken from it.
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
-SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK (GemmConfig.setup_cycles: more when serial)
-ISSUE_TO_ARRAY = 2         # scratchpad read + its output register
+SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK
+ISSUE_TO_ARRAY = READ_LATENCY          # scratchpad read + its output register
 PE_LATENCY = 3
-WRITEBACK = 4              # writer: row register, memory read, old-value register, sum
-OUT_PIPE = 2 + 5           # accumulator read + its output register + requantizer
-FIFO_DEPTH = 16
+WRITEBACK = _WRITEBACK     # writer: row register, accumulator read, sum
+OUT_PIPE = ACC_READ_LATENCY + Requantizer.LATENCY   # accumulator read + requantizer
+FIFO_DEPTH = OUT_FIFO_DEPTH
+WRITE_DELAY = 1            # loader's registered scratchpad write: counts seen one cycle later
 FIFO_LATENCY = 3           # FIFO write -> packer input (buffered FIFO)
-WS_MIN_FOLD = 4
+WS_MIN_FOLD = _WS_MIN_FOLD
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,8 @@ class _Stream:
     are written one per cycle from ``seg_start + 1`` (count ``c`` visible at
     ``seg_start + 1 + c``) and the next segment starts one cycle after the last
     write; wider words take ``Q`` beats each (count ``c`` visible at
-    ``seg_start + Q*c``) and the next segment follows at once.
+    ``seg_start + Q*c``) and the next segment follows at once. The sequencer sees a
+    count ``WRITE_DELAY`` cycles later (the loader's registered write port).
     """
 
     def __init__(self, cfg: GemmConfig, segments, start: int):
@@ -114,7 +121,8 @@ class _Stream:
         for seg_start, done, n, q in self.segs[kind]:
             if count <= done + n:
                 local = count - done
-                return seg_start + 1 + local if q is None else seg_start + q * local
+                return WRITE_DELAY + (seg_start + 1 + local if q is None
+                                      else seg_start + q * local)
         raise ValueError(f"{kind} word {count} is not in the frame")
 
     def a_time(self, count):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from accelgen.hdl import GemmConfig
+from accelgen.hdl.requant import requantize_reference
 from accelgen.host import Accelerator, Requant, reference_matmul
 from accelgen.host.plan import build_plan
 from accelgen.sim.device import DeviceError
@@ -335,7 +336,14 @@ def test_platform_multiplier_hook_keeps_results_and_cycles(dataflow, sparsity):
     _HookPlatform.used = 0
     hooked = Accelerator(cfg, backend="amaranth", platform=_HookPlatform())
     C, rep = hooked.matmul(A, B)
-    assert _HookPlatform.used == cfg.rows * cfg.cols         # every PE took the hook
+    # every PE took the hook, and the requantizer's 16-bit slices of each lane
+    assert _HookPlatform.used == cfg.rows * cfg.cols + cfg.cols * -(-cfg.acc_bits // 16)
     np.testing.assert_array_equal(C, A @ B)
-    _, plain_rep = _acc(cfg, "amaranth").matmul(A, B)
+    rq = Requant(77, 9, relu=sparsity != "dense")
+    C8, rq_rep = hooked.matmul(A, B, requant=rq)
+    np.testing.assert_array_equal(C8, requantize_reference(A @ B, 77, 9, rq.relu))
+    plain = _acc(cfg, "amaranth")
+    _, plain_rep = plain.matmul(A, B)
+    _, plain_rq_rep = plain.matmul(A, B, requant=rq)
     assert rep.jobs == plain_rep.jobs                        # every counter of every job
+    assert rq_rep.jobs == plain_rq_rep.jobs

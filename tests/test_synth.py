@@ -761,10 +761,13 @@ SMALL = dict(stream_bits=32, a_spad_kib=1, b_spad_kib=1, acc_kib=1, requant=Fals
 def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_tool):
     """One small out-of-context ECP5 run, from a fresh cache, then the cached result."""
     from accelgen.boards.flow import run_ooc
+    from accelgen.boards.table import cached_result
     need_tool("nextpnr-ecp5")
     monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
     cfg = GemmConfig(rows=2, cols=2, **SMALL)
     stages = set()
+    assert cached_result(cfg, "LFE5U-25F-6BG256C", 50) is None     # nothing cached, nothing ran
+    assert not list(tmp_path.glob("*/result.json"))
     result = run_ooc(cfg, "LFE5U-25F-6BG256C", target_mhz=50,
                      progress=lambda stage, status: stages.add(stage))
     assert {"elaborate", "yosys", "nextpnr"} <= stages
@@ -784,6 +787,8 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
     assert not list(Path(result["build_dir"]).glob("*.sdf"))      # bulky files removed
     again = run_ooc(cfg, "LFE5U-25F-6BG256C", target_mhz=50)
     assert again["cached"] is True and again["fmax_mhz"] == result["fmax_mhz"]
+    only = cached_result(cfg, "LFE5U-25F-6BG256C", 50)
+    assert only["cached"] is True and only["cache_key"] == result["cache_key"]
     fmax, note = cache.cached_fmax(cfg)
     assert fmax == result["fmax_mhz"] and "LFE5U-25F-6BG256C" in note
 
@@ -830,6 +835,9 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     (["synth", "--part", "LFE5U-85F-9BG381C"], "Speed grade of LFE5U-85F must be one of 6, 7, 8"),
     (["synth", "--board", "nosuchboard"], "Board must be an alias"),
     (["synth", "--loopback", "--part", "iCE40UP5K-SG48"], "--loopback is a board build"),
+    (["synth", "--cached-only", "--part", "iCE40UP5K-SG48"], "--cached-only goes with --table"),
+    (["synth", "--table", "--cached-only", "--no-cache"],
+     "--cached-only reads the cache; it cannot go with --no-cache"),
 ])
 def test_synth_command_usage_errors(argv, message, capsys):
     from accelgen.host.cli import main

@@ -166,13 +166,19 @@ def test_packer_matches_host_format(row_bits, sb):
     assert out == expected
 
 
-@pytest.mark.parametrize("mult,shift,relu", [(1, 0, False), (3, 7, True), (65535, 20, False),
-                                             (1000, 63, False), (77, 1, True)])
-def test_requantizer_matches_reference(mult, shift, relu):
-    rng = np.random.default_rng(mult)
-    lanes, acc = 4, 32
-    rows = rng.integers(-(1 << 31), 1 << 31, (6, lanes))
-    rows[0] = [-(1 << 31), (1 << 31) - 1, 0, -1]
+@pytest.mark.parametrize("mult,shift,relu,acc", [
+    (1, 0, False, 32), (3, 7, True, 32), (65535, 20, False, 32), (1000, 63, False, 32),
+    (77, 1, True, 32),
+    # around the datapath's width (P = acc + 17): shifts up to P carried, past it flagged
+    (65535, 48, False, 32), (65535, 49, False, 32), (65535, 50, True, 32),
+    (65535, 33, False, 16), (65535, 34, False, 16), (40000, 32, False, 16),
+    (65535, 63, False, 64), (12345, 40, False, 64)])
+def test_requantizer_matches_reference(mult, shift, relu, acc):
+    rng = np.random.default_rng(mult + shift)
+    lanes = 4
+    lo, hi = -(1 << (acc - 1)), (1 << (acc - 1)) - 1
+    rows = rng.integers(lo, hi, (6, lanes), dtype=np.int64, endpoint=True)
+    rows[0] = [lo, hi, 0, -1]
     dut = Requantizer(lanes, acc)
     got = []
 
