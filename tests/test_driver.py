@@ -205,11 +205,12 @@ def test_shapes_amaranth(rows, cols, dataflow):
 
 
 def test_small_fpga_options_amaranth():
-    # the iCE40 table's configuration: serial setup, 24-bit counters, fields-only CSRs
+    # the iCE40 table's configuration: WS, serial setup, 24-bit counters, fields-only CSRs
     from accelgen.boards.table import ice40_config
     from accelgen.host.model import predict
     cfg = ice40_config(2)
     assert cfg.serial_setup and cfg.counter_bits == 24 and cfg.csr_fields_only
+    assert cfg.dataflow == "ws"
     rep = _check(cfg, "amaranth", 3, 5, 3)
     p = predict(cfg, 3, 5, 3)
     assert (rep.job_cycles, rep.compute_cycles, rep.input_stall_cycles) == (

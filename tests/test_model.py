@@ -131,7 +131,7 @@ def test_model_matches_rtl_on_the_default_8x8(dataflow):
 #: The small-FPGA options: serial setup (setup_cycles longer, divisions by non-powers of
 #: two on the shift-add multiplier in OS and WS), narrow counters, fields-only CSRs.
 EXACT_CONFIGS = {
-    "os2x2-ice40": "ice40",
+    "os2x2-ice40": "ice40-os",      # the iCE40 table's options, output-stationary
     "ws3x3-serial": GemmConfig(rows=3, cols=3, dataflow="ws", serial_setup=True, counter_bits=32,
                                **SMALL),
     "os3x2-2of4-serial": GemmConfig(rows=3, cols=2, sparsity="2:4", serial_setup=True,
@@ -142,9 +142,9 @@ EXACT_CONFIGS = {
 @pytest.mark.parametrize("name", list(EXACT_CONFIGS))
 def test_model_equals_rtl_with_small_fpga_options(name):
     cfg = EXACT_CONFIGS[name]
-    if cfg == "ice40":
+    if cfg == "ice40-os":
         from accelgen.boards.table import ice40_config
-        cfg = ice40_config(2)
+        cfg = ice40_config(2, dataflow="os")
     acc = _acc(cfg)
     for i, (m, k, n) in enumerate([(1, 1, 1), (7, 13, 11), (29, 150, 23)]):
         A, B = _operands(cfg, m, k, n, seed=i)
