@@ -1,7 +1,8 @@
 """AXI4-Lite slave register bank generated from a :class:`~.regs.RegisterMap`.
 
 * Writes: the address and data channels are accepted together (both valid), the
-  response follows the next cycle. Writes to ``RW`` registers honour WSTRB;
+  response follows the next cycle. Writes to ``RW`` registers honour WSTRB (with the
+  map's ``rw_fields_only``, only their fields' bits are stored; the rest read 0);
   ``WO`` registers produce a one-cycle strobe with the written value.
 * Reads: one cycle from AR to R. Reading a counter's ``_LO`` word latches its
   ``_HI`` word so a 64-bit value is read coherently.
@@ -102,7 +103,17 @@ class AXI4LiteCSR(wiring.Component):
                         continue
                     with m.Case(r.offset >> 2):
                         m.d.sync += bus.bresp.eq(RESP_OKAY)
-                        if r.access == "RW":
+                        if r.access == "RW" and rmap.rw_fields_only and r.fields:
+                            # bits outside the fields are never written: constant 0
+                            reg = getattr(self, f"rw_{r.name}")
+                            for byte in range(4):
+                                with m.If(bus.wstrb[byte]):
+                                    for f in r.fields:
+                                        lo = max(f.lsb, byte * 8)
+                                        hi = min(f.lsb + f.width, (byte + 1) * 8)
+                                        if lo < hi:
+                                            m.d.sync += reg[lo:hi].eq(bus.wdata[lo:hi])
+                        elif r.access == "RW":
                             reg = getattr(self, f"rw_{r.name}")
                             for byte in range(4):
                                 with m.If(bus.wstrb[byte]):

@@ -45,9 +45,17 @@ class ConfigBase:
 
     KIND: ClassVar[str] = ""
     SCHEMA: ClassVar[int] = 1
+    #: Fields added after configs were first published: left out of :meth:`to_dict` (and
+    #: so of the hash) while at their default, so that every earlier config keeps its
+    #: canonical JSON, hash and top module name.
+    OMIT_AT_DEFAULT: ClassVar[tuple] = ()
 
     def to_dict(self) -> dict:
-        return {"kind": self.KIND, **dataclasses.asdict(self)}
+        d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in self.OMIT_AT_DEFAULT and d[f.name] == f.default:
+                del d[f.name]
+        return {"kind": self.KIND, **d}
 
     def to_json(self, indent: int | None = None) -> str:
         if indent is None:
@@ -120,6 +128,23 @@ class GemmConfig(ConfigBase):
         group of M consecutive k, each column of B holds at most N nonzeros. B is
         stored compressed (the N kept values with their positions in the group) and
         the array skips the pruned MACs. Output-stationary only.
+    counter_bits : int
+        Width of the performance counters (job, compute, stall cycles, MACs), 24..64.
+        They wrap modulo ``2**counter_bits``; the CSR map keeps its 64-bit ``_LO``/``_HI``
+        pairs and the bits above ``counter_bits`` read 0. JOBS is
+        ``min(32, counter_bits)`` bits. Narrow counters are for small FPGAs: each 64-bit
+        counter costs a 64-bit carry chain, and the CSR bank a 32-bit latch per counter.
+    serial_setup : bool
+        Compute the job's setup products (``M*N``, tile counts times tile counts, word
+        counts, the MAC count, divisions by a non-power-of-two R or C) one after another
+        on one shift-add multiplier, one operand bit per cycle, instead of with parallel
+        multipliers (seven of them, each a DSP block or a large LUT multiplier). Costs
+        :attr:`setup_cycles` per job; for small FPGAs.
+    csr_fields_only : bool
+        Read-write CSRs store only the bits of their fields (M, K, N: 16; MODE: 4; ...);
+        the other bits ignore writes and read 0. Saves about 120 flip-flops and part of
+        the read multiplexer; for small FPGAs. Off: every read-write CSR stores all 32
+        bits written.
 
     Raises
     ------
@@ -142,8 +167,12 @@ class GemmConfig(ConfigBase):
     double_buffer: bool = True
     requant: bool = True
     sparsity: str = "dense"
+    counter_bits: int = 64
+    serial_setup: bool = False
+    csr_fields_only: bool = False
 
     DATAFLOWS: ClassVar[tuple] = ("os", "ws")
+    OMIT_AT_DEFAULT: ClassVar[tuple] = ("counter_bits", "serial_setup", "csr_fields_only")
 
     def __post_init__(self):
         o = type(self).__name__
@@ -184,6 +213,9 @@ class GemmConfig(ConfigBase):
                 raise ValueError(f"{o}.sparsity {self.sparsity!r} needs dataflow 'os' (N:M "
                                  f"sparsity is built into the output-stationary array), "
                                  f"not {self.dataflow!r}")
+        _check_int(o, "counter_bits", self.counter_bits, 24, 64)
+        _check_bool(o, "serial_setup", self.serial_setup)
+        _check_bool(o, "csr_fields_only", self.csr_fields_only)
 
     # -- derived quantities ------------------------------------------------------------
 
@@ -253,11 +285,36 @@ class GemmConfig(ConfigBase):
     def peak_macs_per_cycle(self) -> int:
         return self.rows * self.cols
 
+    @property
+    def setup_cycles(self) -> int:
+        """Cycles of a job's setup (states SETUP0 to CHECK): from the cycle after START
+        is accepted to the cycle the operand loader starts.
+
+        6 with parallel setup products. With ``serial_setup``, 3 plus ``bits + 1`` per
+        product: 16-bit multipliers for ``M*N``, the word and fold counts and the MAC
+        count (6 products in OS, 5 in WS), 17-bit ones for each ceiling division by a
+        tile side that is not a power of two (``ceil(M/R)`` in OS or ``ceil(K/R)`` in
+        WS, and ``ceil(N/C)``).
+        """
+        if not self.serial_setup:
+            return 6
+        pow2 = [d & (d - 1) == 0 for d in (self.rows, self.cols)]
+        divisions = pow2.count(False)
+        products = 6 if self.dataflow == "os" else 5
+        return 3 + products * (16 + 1) + divisions * (17 + 1)
+
     def describe(self) -> str:
         sp = "" if self.sparsity == "dense" else f" {self.sparsity} sparse"
+        small = ""
+        if self.counter_bits != 64:
+            small += f", {self.counter_bits}-bit counters"
+        if self.serial_setup:
+            small += ", serial setup"
+        if self.csr_fields_only:
+            small += ", CSR fields only"
         return (f"{self.rows}x{self.cols} {self.dataflow.upper()}{sp} "
                 f"{self.a_dtype}x{self.b_dtype}->int{self.acc_bits}, "
-                f"{self.stream_bits}-bit streams")
+                f"{self.stream_bits}-bit streams{small}")
 
 
 _KINDS = {"gemm": GemmConfig}

@@ -87,6 +87,23 @@ def _div_const(y, d: int, ybits: int):
     return (y * c) >> s
 
 
+def _reciprocal(d: int, ybits: int) -> tuple:
+    """``(c, s)`` with ``floor(y / d) == (y * c) >> s`` for every ``ybits``-bit ``y``, for a
+    constant ``d`` that is not a power of two (as :func:`_div_const`)."""
+    s = ybits + ceil_log2(d)
+    return -(-(1 << s) // d), s
+
+
+def _mul_const(x, c: int):
+    """``x * c`` for a small non-negative constant ``c`` as a sum of shifted copies of
+    ``x``: no ``$mul`` cell that synthesis could place on a DSP block."""
+    terms = [x << i for i in range(c.bit_length()) if c >> i & 1]
+    total = Const(0, 1)
+    for t in terms:
+        total = total + t
+    return total
+
+
 class GemmCore(wiring.Component):
     """One-job GEMM engine with plain (non-AXI-named) ports.
 
@@ -104,8 +121,9 @@ class GemmCore(wiring.Component):
     rq_mult : In(16), rq_shift : In(6)
     busy, done, error : Out(1)
     error_code : Out(8)
-    job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs : Out(64)
-    jobs : Out(32)
+    job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs : Out(counter_bits)
+        Counters of the last job (``config.counter_bits`` wide, 64 by default; they wrap).
+    jobs : Out(min(32, counter_bits))
     s_data, s_last, s_valid, s_ready : operand stream (slave)
     m_data, m_last, m_valid, m_ready : result stream (master)
     """
@@ -115,12 +133,13 @@ class GemmCore(wiring.Component):
             raise TypeError(f"GemmCore config must be a GemmConfig, not {config!r}")
         self._cfg = config
         sb = config.stream_bits
+        cb = config.counter_bits
         super().__init__({
             "start": In(1), "m": In(DIM_BITS), "k": In(DIM_BITS), "n": In(DIM_BITS),
             "mode": In(4), "rq_mult": In(16), "rq_shift": In(6),
             "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8),
-            "job_cycles": Out(64), "compute_cycles": Out(64), "in_stall_cycles": Out(64),
-            "out_stall_cycles": Out(64), "macs": Out(64), "jobs": Out(32),
+            "job_cycles": Out(cb), "compute_cycles": Out(cb), "in_stall_cycles": Out(cb),
+            "out_stall_cycles": Out(cb), "macs": Out(cb), "jobs": Out(min(32, cb)),
             "s_data": In(sb), "s_last": In(1), "s_valid": In(1), "s_ready": Out(1),
             "m_data": Out(sb), "m_last": Out(1), "m_valid": Out(1), "m_ready": In(1),
         })
@@ -166,6 +185,11 @@ class GemmCore(wiring.Component):
         steps = Signal(DIM_BITS)         # OS: array steps per fold (K, or groups * N)
         mode = Signal(4); mult = Signal(16); shift = Signal(6)
         mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
+        # Without a requantization unit a REQUANT job fails at CHECK and never reaches the
+        # output engine: a constant there lets synthesis drop the unit's multipliers.
+        rq_asked = mode[1]
+        if not cfg.requant:
+            mode_rq = Const(0)
         ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
         n_a = Signal(wide_bits); n_b = Signal(wide_bits); n_c = Signal(wide_bits)
         mn = Signal(32); macs_job = Signal(48); nij = Signal(32); out_rows = Signal(32)
@@ -579,6 +603,88 @@ class GemmCore(wiring.Component):
         m.d.comb += self.error_code.eq(err_code)
         m.d.comb += loader.start.eq(0)
 
+        def serial_setup():
+            # config.serial_setup: one shift-add multiplier for every product of the setup.
+            # Product register {high part, multiplier}; per cycle, add the multiplicand to
+            # the high part if the multiplier's low bit is set, and shift right. After
+            # `bits` cycles (plus one to load the operands) the product is in the
+            # register's top. One state per product; GemmConfig.setup_cycles counts them.
+            # Few registers: on an iCE40 a flip-flop loaded from a shared bus takes a
+            # logic cell of its own. So products go straight to what uses them (M*N into
+            # the multiplicand register for the MAC count, which stays in the product
+            # register until the job ends; word counts minus one; CHECK's overflow flags).
+            ybits = DIM_BITS + 1
+            # (multiplicand or None to keep the register's, multiplier, its bits,
+            #  f(product) -> statements at the end)
+            ops = []
+            for d, y, dst in (((R, M, ni) if os_ else (R, K, nk)), (C, N, nj)):
+                if d & (d - 1):
+                    c, sh = _reciprocal(d, ybits)
+                    ops.append((Const(c), y + (d - 1), ybits,
+                                lambda p, dst=dst, sh=sh: [dst.eq(p[sh:])]))
+            macs_w = min(2 * DIM_BITS, cfg.counter_bits)    # bits of M*N the MAC count needs
+            mc = Signal(max(macs_w, (((1 << DIM_BITS) - 1) * R).bit_length(),
+                            *(len(op[0]) for op in ops)))
+            a_words = lambda p: [n_a.eq(p), a_ovf.eq(p > cfg.a_depth)]
+            if os_:
+                ops += [(groups, ni, DIM_BITS, a_words),
+                        (_mul_const(nj, R), ni, DIM_BITS, lambda p: [c_ovf.eq(p > cfg.acc_depth)]),
+                        (M, nj, DIM_BITS, lambda p: [out_rows_m1.eq(p - 1)]),
+                        (nj, steps, DIM_BITS, lambda p: [n_b.eq(p), b_ovf.eq(p > cfg.b_depth)])]
+            else:
+                def folds(p):
+                    n_b_ = _mul_const(p, R)
+                    return [n_folds_m1.eq(p - 1), n_b.eq(n_b_), b_ovf.eq(n_b_ > cfg.b_depth)]
+                ops += [(M, nk, DIM_BITS, a_words), (nj, nk, DIM_BITS, folds),
+                        (M, nj, DIM_BITS, lambda p: [c_ovf.eq(p > cfg.acc_depth),
+                                                     out_rows_m1.eq(p - 1)])]
+            ops += [(M, N, DIM_BITS, lambda p: [mc.eq(p)]), (None, steps, DIM_BITS, lambda p: [])]
+            assert 3 + sum(bits + 1 for _, _, bits, _ in ops) == cfg.setup_cycles
+            nmax = max(bits for _, _, bits, _ in ops)
+            pr = Signal(len(mc) + 1 + nmax)
+            pr_next = Signal.like(pr)
+            cnt = Signal(range(nmax + 1))
+            m.d.comb += [pr_next.eq(Cat(pr[1:nmax], pr[nmax:] + Mux(pr[0], mc, 0))),
+                         macs_job.eq(pr[nmax - DIM_BITS:])]
+
+            def states():
+                with m.State("SETUP0"):
+                    # the power-of-two divisions are shifts, steps a constant multiple
+                    g = _div_const(K + (sp_m - 1), sp_m, ybits)
+                    m.d.sync += [groups.eq(g), steps.eq(_mul_const(g, sp_n) if os_ else K),
+                                 m_m1.eq(M - 1), cnt.eq(0),
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                                 unsupported.eq(rq_asked & (not cfg.requant))]
+                    for d, y, dst in ((R, M, ni), (C, N, nj), (R, K, nk)):
+                        if not d & (d - 1):
+                            m.d.sync += dst.eq(_div_const(y + (d - 1), d, ybits))
+                    m.next = "SETUP_MUL0"
+                for i, (mcand, mplier, bits, done) in enumerate(ops):
+                    with m.State(f"SETUP_MUL{i}"):
+                        with m.If(cnt == 0):
+                            m.d.sync += [pr.eq(mplier), cnt.eq(1)]
+                            if mcand is not None:
+                                m.d.sync += mc.eq(mcand)
+                        with m.Else():
+                            m.d.sync += [pr.eq(pr_next), cnt.eq(cnt + 1)]
+                            with m.If(cnt == bits):
+                                m.d.sync += [cnt.eq(0), *done(pr_next[nmax - bits:])]
+                                m.next = f"SETUP_MUL{i + 1}" if i + 1 < len(ops) else "SETUP3"
+                with m.State("SETUP3"):
+                    m.d.sync += [ni_m1.eq(ni - 1), nj_m1.eq(nj - 1), nk_m1.eq(nk - 1),
+                                 steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
+                    if os_:
+                        S_os = array.min_fold_cycles
+                        m.d.sync += [n_a1.eq(groups if P_os == 1
+                                             else Mux(ni >= 2, groups * 2, groups)),
+                                     gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
+                    else:
+                        S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
+                        m.d.sync += [n_a1.eq(n_a), fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                    m.next = "CHECK"
+            return states
+
+        emit_serial_setup = serial_setup() if cfg.serial_setup else None
         with m.FSM(name="job"):
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -594,50 +700,54 @@ class GemmCore(wiring.Component):
                                  final_count.eq(0), out_started.eq(0), flushing.eq(0),
                                  ahead.eq(0), row_in.eq(0)]
                     m.next = "SETUP0"
-            with m.State("SETUP0"):
-                m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)), y_kr.eq(K + (R - 1)),
-                             y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
-                m.next = "SETUP1"
-            with m.State("SETUP1"):
-                m.d.sync += [
-                    ni.eq(_div_const(y_m, R, DIM_BITS + 1)),
-                    nj.eq(_div_const(y_n, C, DIM_BITS + 1)),
-                    nk.eq(_div_const(y_kr, R, DIM_BITS + 1)),
-                    groups.eq(_div_const(y_kg, sp_m, DIM_BITS + 1)),
-                    mn.eq(M * N),
-                ]
-                m.next = "SETUP2"
-            with m.State("SETUP2"):
-                if os_:
-                    m.d.sync += [n_a.eq(ni * groups), nij.eq(ni * nj), steps.eq(groups * sp_n)]
-                else:
-                    m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
-                                 n_folds.eq(nk * nj), steps.eq(K)]
-                m.d.sync += [out_rows.eq(M * nj), ni_m1.eq(ni - 1), nj_m1.eq(nj - 1),
-                             nk_m1.eq(nk - 1)]
-                m.next = "SETUP3"
-            with m.State("SETUP3"):
-                if os_:
-                    S_os = array.min_fold_cycles
-                    m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps),
-                                 n_a1.eq(groups if P_os == 1 else Mux(ni >= 2, groups * 2, groups)),
-                                 gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
-                else:
-                    S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
-                    m.d.sync += [n_b.eq(nij * R), n_a1.eq(n_a),
-                                 fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
-                m.d.sync += [macs_lo.eq(mn[:16] * steps), macs_hi.eq(mn[16:] * steps),
-                             steps_m1.eq(steps - 1), steps_one.eq(steps == 1),
-                             out_rows_m1.eq(out_rows - 1),
-                             n_folds_m1.eq(n_folds - 1)]
-                m.next = "SETUP4"
-            with m.State("SETUP4"):
-                m.d.sync += [macs_job.eq(macs_lo + (macs_hi << 16)),
-                             bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
-                             a_ovf.eq(n_a > cfg.a_depth), b_ovf.eq(n_b > cfg.b_depth),
-                             c_ovf.eq(n_c > cfg.acc_depth),
-                             unsupported.eq(mode_rq & (not cfg.requant))]
-                m.next = "CHECK"
+            if cfg.serial_setup:
+                emit_serial_setup()
+            else:
+                with m.State("SETUP0"):
+                    m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)),
+                                 y_kr.eq(K + (R - 1)), y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
+                    m.next = "SETUP1"
+                with m.State("SETUP1"):
+                    m.d.sync += [
+                        ni.eq(_div_const(y_m, R, DIM_BITS + 1)),
+                        nj.eq(_div_const(y_n, C, DIM_BITS + 1)),
+                        nk.eq(_div_const(y_kr, R, DIM_BITS + 1)),
+                        groups.eq(_div_const(y_kg, sp_m, DIM_BITS + 1)),
+                        mn.eq(M * N),
+                    ]
+                    m.next = "SETUP2"
+                with m.State("SETUP2"):
+                    if os_:
+                        m.d.sync += [n_a.eq(ni * groups), nij.eq(ni * nj), steps.eq(groups * sp_n)]
+                    else:
+                        m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
+                                     n_folds.eq(nk * nj), steps.eq(K)]
+                    m.d.sync += [out_rows.eq(M * nj), ni_m1.eq(ni - 1), nj_m1.eq(nj - 1),
+                                 nk_m1.eq(nk - 1)]
+                    m.next = "SETUP3"
+                with m.State("SETUP3"):
+                    if os_:
+                        S_os = array.min_fold_cycles
+                        m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps),
+                                     n_a1.eq(groups if P_os == 1
+                                             else Mux(ni >= 2, groups * 2, groups)),
+                                     gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
+                    else:
+                        S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
+                        m.d.sync += [n_b.eq(nij * R), n_a1.eq(n_a),
+                                     fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                    m.d.sync += [macs_lo.eq(mn[:16] * steps), macs_hi.eq(mn[16:] * steps),
+                                 steps_m1.eq(steps - 1), steps_one.eq(steps == 1),
+                                 out_rows_m1.eq(out_rows - 1),
+                                 n_folds_m1.eq(n_folds - 1)]
+                    m.next = "SETUP4"
+                with m.State("SETUP4"):
+                    m.d.sync += [macs_job.eq(macs_lo + (macs_hi << 16)),
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                                 a_ovf.eq(n_a > cfg.a_depth), b_ovf.eq(n_b > cfg.b_depth),
+                                 c_ovf.eq(n_c > cfg.acc_depth),
+                                 unsupported.eq(rq_asked & (not cfg.requant))]
+                    m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(bad_dim):
                     fail(ERR["BAD_DIM"])

@@ -110,6 +110,8 @@ class RegisterMap:
     errors : tuple of ErrorCode
     counters : tuple of str
         Names of the 64-bit counters (each a ``_LO``/``_HI`` register pair).
+    rw_fields_only : bool
+        ``RW`` registers with fields store only their fields' bits; the others read 0.
     """
 
     name: str
@@ -117,6 +119,7 @@ class RegisterMap:
     errors: tuple = ()
     counters: tuple = ()
     addr_width: int = 8
+    rw_fields_only: bool = False
 
     def __post_init__(self):
         seen = {}
@@ -246,9 +249,15 @@ def gemm_register_map(cfg: GemmConfig) -> RegisterMap:
                  fields=(Field("VALUE", 0, 6),)),
     ]
     off = 0x40
+    cb = cfg.counter_bits
+    width = "" if cb == 64 else f"; {cb} bits, wraps modulo 2**{cb}, higher bits read 0"
     for name, desc in COUNTERS:
-        regs.append(Register(f"{name}_LO", off, "RO", 0, desc + " (low word; latches high word)"))
-        regs.append(Register(f"{name}_HI", off + 4, "RO", 0, desc + " (high word)"))
+        regs.append(Register(f"{name}_LO", off, "RO", 0,
+                             desc + f" (low word; latches high word{width})"))
+        regs.append(Register(f"{name}_HI", off + 4, "RO", 0, desc + f" (high word{width})"))
         off += 8
-    regs.append(Register("JOBS", off, "RO", 0, "jobs finished since reset (including failed ones)"))
-    return RegisterMap("accelgen_gemm", tuple(regs), GEMM_ERRORS, tuple(n for n, _ in COUNTERS))
+    jobs_width = "" if cb >= 32 else f" ({cb} bits, wraps)"
+    regs.append(Register("JOBS", off, "RO", 0,
+                         "jobs finished since reset (including failed ones)" + jobs_width))
+    return RegisterMap("accelgen_gemm", tuple(regs), GEMM_ERRORS, tuple(n for n, _ in COUNTERS),
+                       rw_fields_only=cfg.csr_fields_only)

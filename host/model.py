@@ -137,7 +137,7 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     """Counters of one job of shape (m, k, n) on ``cfg``."""
     R, C, S = cfg.rows, cfg.cols, cfg.stream_bits
     nj = _ceil(n, C)
-    t0 = START_TO_BUSY + SETUP_CYCLES            # cycle the loader starts, from busy
+    t0 = START_TO_BUSY + cfg.setup_cycles        # cycle the loader starts, from busy
     busy0 = START_TO_BUSY
     sp_n, sp_m = cfg.nm
     groups = _ceil(k, sp_m)

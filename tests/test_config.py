@@ -35,6 +35,12 @@ def test_frozen():
     ({"stream_bits": 1024}, ValueError, "GemmConfig.stream_bits must be in 32..512, not 1024"),
     ({"acc_kib": 0}, ValueError, "GemmConfig.acc_kib must be in 1..4096, not 0"),
     ({"double_buffer": 1}, TypeError, "GemmConfig.double_buffer must be a bool, not 1"),
+    ({"counter_bits": 16}, ValueError, "GemmConfig.counter_bits must be in 24..64, not 16"),
+    ({"counter_bits": 65}, ValueError, "GemmConfig.counter_bits must be in 24..64, not 65"),
+    ({"counter_bits": 32.0}, TypeError, "GemmConfig.counter_bits must be an integer, not 32.0"),
+    ({"serial_setup": 1}, TypeError, "GemmConfig.serial_setup must be a bool, not 1"),
+    ({"csr_fields_only": "yes"}, TypeError,
+     "GemmConfig.csr_fields_only must be a bool, not 'yes'"),
 ])
 def test_validation_messages(kwargs, exc, message):
     with pytest.raises(exc) as info:
@@ -66,3 +72,29 @@ def test_from_dict_rejects_unknown_fields_and_kinds():
 def test_derived_depths():
     c = GemmConfig()
     assert c.a_depth == 16 * 1024 * 8 // 64 and c.acc_depth == 64 * 1024 * 8 // 256
+
+
+def test_small_fpga_fields_leave_existing_configs_alone():
+    # counter_bits, serial_setup and csr_fields_only came later: at their defaults they
+    # stay out of the JSON, so every earlier config keeps its hash and top module name
+    c = GemmConfig()
+    assert not {"counter_bits", "serial_setup", "csr_fields_only"} & set(c.to_dict())
+    assert c.config_hash == "c3b50cdc87d584691ca4647263c061b6209a37d159675a081c060f5d007b8bfc"
+    small = GemmConfig(counter_bits=24, serial_setup=True, csr_fields_only=True)
+    d = small.to_dict()
+    assert (d["counter_bits"], d["serial_setup"], d["csr_fields_only"]) == (24, True, True)
+    assert GemmConfig.from_json(small.to_json()) == small
+    assert config_from_json(small.to_json()).config_hash == small.config_hash != c.config_hash
+    assert small.describe().endswith("24-bit counters, serial setup, CSR fields only")
+    assert c.describe().endswith("64-bit streams")
+
+
+@pytest.mark.parametrize("kwargs, cycles", [
+    ({}, 6),
+    ({"serial_setup": True}, 3 + 6 * 17),                                  # OS, R, C powers of 2
+    ({"serial_setup": True, "dataflow": "ws"}, 3 + 5 * 17),
+    ({"serial_setup": True, "rows": 3, "cols": 5}, 3 + 6 * 17 + 2 * 18),  # ceil(M/3), ceil(N/5)
+    ({"serial_setup": True, "rows": 3, "cols": 4, "dataflow": "ws"}, 3 + 5 * 17 + 18),
+])
+def test_setup_cycles(kwargs, cycles):
+    assert GemmConfig(**kwargs).setup_cycles == cycles

@@ -116,9 +116,15 @@ def test_accumulate_and_requant_verilator(dataflow):
     acc.close()
 
 
+#: The small-FPGA options (serial setup: CHECK decides on flags registered during the
+#: setup; fields-only CSRs; no requantizer, whose inputs are then tied off)
+SMALL_FPGA = dict(counter_bits=24, serial_setup=True, csr_fields_only=True, requant=False)
+
+
 @pytest.mark.verilator
-def test_error_jobs_verilator():
-    cfg = GemmConfig(rows=1, cols=1, **SMALL)
+@pytest.mark.parametrize("options", [{}, SMALL_FPGA], ids=["default", "small-fpga"])
+def test_error_jobs_verilator(options):
+    cfg = GemmConfig(rows=1, cols=1, **SMALL, **options)
     acc = _acc(cfg, "verilator")
     dev, rm = acc.device, acc.regmap
     status = rm.offset("STATUS")
@@ -136,6 +142,12 @@ def test_error_jobs_verilator():
                        ((20, 2, 20), "C_OVERFLOW")]:
         st = run_job(*dims)
         assert st & 0b100 and (st >> 8) == dict((e.name, e.code) for e in rm.errors)[code], dims
+    if not cfg.requant:
+        st = run_job(2, 2, 2, mode=0b10)            # REQUANT without the unit
+        assert st & 0b100 and st >> 8 == 5          # UNSUPPORTED
+    # read-write CSRs: all 32 bits, or only their fields' bits
+    dev.write(rm.offset("M"), 0xFFFF_FFFF)
+    assert dev.read(rm.offset("M")) == (0xFFFF if cfg.csr_fields_only else 0xFFFF_FFFF)
     # the core is usable afterwards
     _check(cfg, "verilator", 3, 4, 5)
     # a short input frame: error, no hang, and a following job still works
@@ -190,6 +202,19 @@ def test_shapes_amaranth(rows, cols, dataflow):
     cfg = GemmConfig(rows=rows, cols=cols, dataflow=dataflow, **SMALL)
     for i, (m, k, n) in enumerate([(1, 1, 1), (4, 5, 3), (1, 3, 4)]):
         _check(cfg, "amaranth", m, k, n, seed=i)
+
+
+def test_small_fpga_options_amaranth():
+    # the iCE40 table's configuration: WS, serial setup, 24-bit counters, fields-only CSRs
+    from accelgen.boards.table import ice40_config
+    from accelgen.host.model import predict
+    cfg = ice40_config(2)
+    assert cfg.serial_setup and cfg.counter_bits == 24 and cfg.csr_fields_only
+    assert cfg.dataflow == "ws"
+    rep = _check(cfg, "amaranth", 3, 5, 3)
+    p = predict(cfg, 3, 5, 3)
+    assert (rep.job_cycles, rep.compute_cycles, rep.input_stall_cycles) == (
+        p.job_cycles, p.compute_cycles, p.input_stall_cycles)
 
 
 def test_requant_and_types_amaranth():

@@ -128,6 +128,35 @@ def test_model_matches_rtl_on_the_default_8x8(dataflow):
     _check_call(f"8x8-{dataflow}", cfg, 33, 40, 17, seed=3, requant=Requant(7, 10))
 
 
+#: The small-FPGA options: serial setup (setup_cycles longer, divisions by non-powers of
+#: two on the shift-add multiplier in OS and WS), narrow counters, fields-only CSRs.
+EXACT_CONFIGS = {
+    "os2x2-ice40": "ice40-os",      # the iCE40 table's options, output-stationary
+    "ws3x3-serial": GemmConfig(rows=3, cols=3, dataflow="ws", serial_setup=True, counter_bits=32,
+                               **SMALL),
+    "os3x2-2of4-serial": GemmConfig(rows=3, cols=2, sparsity="2:4", serial_setup=True,
+                                    counter_bits=40, csr_fields_only=True, **SMALL),
+}
+
+
+@pytest.mark.parametrize("name", list(EXACT_CONFIGS))
+def test_model_equals_rtl_with_small_fpga_options(name):
+    cfg = EXACT_CONFIGS[name]
+    if cfg == "ice40-os":
+        from accelgen.boards.table import ice40_config
+        cfg = ice40_config(2, dataflow="os")
+    acc = _acc(cfg)
+    for i, (m, k, n) in enumerate([(1, 1, 1), (7, 13, 11), (29, 150, 23)]):
+        A, B = _operands(cfg, m, k, n, seed=i)
+        C, rep = acc.matmul(A, B)
+        np.testing.assert_array_equal(C, reference_matmul(cfg, A, B))
+        for job, hw in zip(acc.plan_matmul(A, B).jobs, rep.jobs):
+            p = predict(cfg, job.m, job.k, job.n, no_output=not job.emits)
+            assert (p.job_cycles, p.compute_cycles, p.input_stall_cycles, p.macs) == (
+                hw["job_cycles"], hw["compute_cycles"], hw["in_stall_cycles"], hw["macs"]), (
+                name, (m, k, n), (job.m, job.k, job.n))
+
+
 def test_call_jobs_follow_the_plan():
     # shape-only: no simulation; the job list equals build_plan's, modes included
     from accelgen.host.plan import build_plan
