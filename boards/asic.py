@@ -176,8 +176,17 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
 
     found = select_tools(["yosys"], tools)
     tool_info = _tool_info(found)
-    material = {"flow": "asic", "config_hash": config.config_hash,
-                "source_digest": cache.source_digest(), "gates": ABC_GATES, "tools": tool_info}
+    elaborated = None
+
+    def elaborate():
+        nonlocal elaborated
+        elaborated = _rtlil(config)
+        return cache.netlist_digest(elaborated)
+
+    netlist = cache.remembered_digest({"flow": "asic", "config_hash": config.config_hash},
+                                      elaborate)
+    material = {"flow": "asic", "config_hash": config.config_hash, "netlist": netlist,
+                "script": SCRIPT, "gates": ABC_GATES, "tools": tool_info}
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
         return {**hit, "cached": True}
@@ -189,7 +198,17 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
-            result = _run(config, found, work, progress)
+            if progress:
+                progress("elaborate", config.describe())
+            t0 = time.monotonic()
+            if elaborated is None:
+                elaborate()
+            if cache.netlist_digest(elaborated) != netlist:
+                raise SynthError("tool-failed", "the elaborated netlist differs from the one "
+                                 f"remembered for these sources (edited during the run?); "
+                                 f"remove {cache.cache_dir() / 'netlists'} and run again")
+            (work / "asic.il").write_text(elaborated)
+            result = _run(config, found, work, progress, round(time.monotonic() - t0, 1))
         except SynthError as error:
             raise _fail(work, key, error) from None
         except BaseException:
@@ -197,6 +216,7 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
             raise
         entry = cache.store_dir(key)
         result.update(tools=tool_info, created=_now(), material=material, cache_key=key,
+                      netlist_digest=netlist,
                       build_dir=str(entry), logs={"yosys": str(entry / "yosys.log")})
         (work / "asic.il").unlink(missing_ok=True)
         (work / "memories.txt").unlink(missing_ok=True)
@@ -206,15 +226,14 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
     return {**result, "cached": False}
 
 
-def _run(config, found, work: Path, progress) -> dict:
+def _rtlil(config) -> str:
     from amaranth.back import rtlil
     from accelgen.hdl.generate import build_top
+    return rtlil.convert(build_top(config), name=TOP)
 
-    if progress:
-        progress("elaborate", config.describe())
-    t0 = time.monotonic()
-    (work / "asic.il").write_text(rtlil.convert(build_top(config), name=TOP))
-    elaborate_s = round(time.monotonic() - t0, 1)
+
+def _run(config, found, work: Path, progress, elaborate_s: float) -> dict:
+    """Yosys on ``work/asic.il`` (written by the caller)."""
     (work / "asic.ys").write_text(SCRIPT.format(top=TOP, gates=ABC_GATES))
     yosys_s = round(run_tool(found["yosys"], ["-s", "asic.ys"], cwd=work,
                              log=work / "yosys.log", stage="yosys", progress=progress), 1)

@@ -5,12 +5,21 @@ defaults to ``~/.cache/accelgen``), next to the tool logs and reports of the run
 The key hashes everything the result depends on:
 
 * the config hash (the config's canonical JSON);
-* a digest of the HDL sources (``accelgen.hdl``) and of the modules of
-  ``accelgen.boards`` that shape a netlist (:data:`NETLIST_MODULES`), because the
-  netlist of a config changes when they do;
+* for out-of-context runs and ASIC estimates, the digest of the elaborated netlist
+  (:func:`netlist_digest`: the RTLIL Yosys reads, without its source-location
+  attributes) and of the tool scripts. An edit of the Python sources that leaves a
+  config's netlist as it was (a comment, a refactor, a change to another engine)
+  keeps its results valid; any change to the netlist invalidates them;
+* for board builds, a digest of the HDL sources (``accelgen.hdl``) and of the
+  modules of ``accelgen.boards`` that shape a netlist (:data:`NETLIST_MODULES`):
+  the board flow hands the design to amaranth-boards, which elaborates it itself;
 * the flow (out-of-context, board build, ASIC estimate), the part or board and
   the target clock (nextpnr's placement is timing driven), the seed;
 * the versions of Amaranth, Yosys and nextpnr.
+
+Elaborating a large array takes seconds, so the netlist digest of a config under
+the current sources is remembered in ``netlists/`` (keyed by the source digest):
+looking a result up again does not elaborate again.
 
 An entry is complete when its ``result.json`` exists; it is written last, and the
 entry directory is renamed into place only when the run has finished, so readers
@@ -24,6 +33,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -32,8 +42,9 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["DEFAULT_PART", "NETLIST_MODULES", "cache_dir", "source_digest", "entry_key", "lookup", "store_dir",
-           "iter_results", "cached_fmax", "locked", "discard", "raise_known_misfit"]
+__all__ = ["DEFAULT_PART", "NETLIST_MODULES", "cache_dir", "source_digest", "netlist_digest",
+           "remembered_digest", "entry_key", "lookup", "store_dir", "iter_results", "cached_fmax",
+           "locked", "discard", "raise_known_misfit"]
 
 #: The part whose Fmax the driver's reports quote by default.
 DEFAULT_PART = "LFE5U-85F-6BG381C"
@@ -81,6 +92,44 @@ def source_digest() -> str:
     return hashlib.sha256((_files_digest(str(hdl_dir), None)
                            + _files_digest(str(here), NETLIST_MODULES)).encode()
                           ).hexdigest()[:16]
+
+
+_SRC_ATTRIBUTE = re.compile(r"^\s*attribute \\src .*\n?", re.MULTILINE)
+
+
+def netlist_digest(rtlil_text: str) -> str:
+    """Digest (16 hex digits) of an RTLIL netlist, without its ``src`` attributes.
+
+    The ``src`` attributes name the Python file and line each cell came from; they
+    change when an unrelated line moves, and with the checkout's path, while the
+    netlist does not.
+    """
+    return hashlib.sha256(_SRC_ATTRIBUTE.sub("", rtlil_text).encode()).hexdigest()[:16]
+
+
+def remembered_digest(material: Mapping, compute) -> str:
+    """``compute()`` (a netlist digest), remembered per ``material``, source digest and
+    Amaranth version.
+
+    The digest is stored in ``netlists/<key>`` of the cache; a change of the sources
+    (:func:`source_digest`) or of Amaranth makes a new key, so a stale digest is never
+    returned.
+    """
+    import amaranth
+    path = cache_dir() / "netlists" / entry_key({"source_digest": source_digest(),
+                                                 "amaranth": amaranth.__version__, **material})
+    try:
+        digest = path.read_text().strip()
+        if re.fullmatch(r"[0-9a-f]{16}", digest):
+            return digest
+    except OSError:
+        pass
+    digest = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(digest + "\n")
+    os.replace(tmp, path)
+    return digest
 
 
 def entry_key(material: Mapping) -> str:
@@ -162,7 +211,8 @@ def iter_results() -> Iterator[dict]:
 def cached_fmax(config) -> tuple[float | None, str]:
     """Post-route Fmax of ``config`` from a cached synthesis result, if any.
 
-    Only results of the current HDL and flow sources count. The default part
+    Only results whose netlist is the one the config elaborates to now count (board
+    builds: of the current sources). The default part
     (:data:`DEFAULT_PART`, out of context) is preferred, then any other
     out-of-context ECP5 result, then anything else; among equals the latest.
 
@@ -177,11 +227,28 @@ def cached_fmax(config) -> tuple[float | None, str]:
         figure comes from, or how to get one.
     """
     digest = source_digest()
+    netlists: dict = {}
+
+    def current(r) -> bool:
+        # Out-of-context results name their netlist: they count while the config
+        # elaborates to it. Board builds are keyed by the sources.
+        if r.get("flow") == "ooc" and r.get("netlist_digest"):
+            from .flow import ooc_netlist_digest
+            from .parts import parse_part
+            how = (r.get("device"), r.get("multipliers"))
+            if how not in netlists:
+                try:
+                    netlists[how] = ooc_netlist_digest(config, parse_part(how[0]), how[1])
+                except (ValueError, KeyError, TypeError):
+                    netlists[how] = None
+            return netlists[how] == r["netlist_digest"]
+        return r.get("source_digest") == digest
+
     best = None
     for r in iter_results():
-        if r.get("config_hash") != config.config_hash or r.get("source_digest") != digest:
+        if r.get("config_hash") != config.config_hash:
             continue
-        if r.get("flow") not in ("ooc", "board") or not r.get("fmax_mhz"):
+        if r.get("flow") not in ("ooc", "board") or not r.get("fmax_mhz") or not current(r):
             continue
         rank = (r.get("device") == DEFAULT_PART and r.get("flow") == "ooc",
                 r.get("family") == "ecp5" and r.get("flow") == "ooc",

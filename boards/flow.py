@@ -14,6 +14,7 @@ resources, so a design that cannot fit fails in seconds, not minutes.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
 import re
@@ -253,7 +254,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     -------
     dict
         ``flow`` ("ooc"), ``status`` ("ok" or "timing-not-met"), ``design``,
-        ``config``, ``config_hash``, ``source_digest``, ``device``, ``family``,
+        ``config``, ``config_hash``, ``netlist_digest`` (the cache key's netlist),
+        ``source_digest`` (of the sources that produced it), ``device``, ``family``,
         ``target_mhz``, ``fmax_mhz``, ``timing_met``, ``clock``,
         ``utilization`` ({resource: {used, available}}), ``bels``,
         ``yosys_cells``, ``dsp``, ``harness_overhead``, ``critical_paths`` (nextpnr's
@@ -292,12 +294,59 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     raise AssertionError("unreachable")
 
 
+def ooc_rtlil(config, part: Part, dsp: str) -> str:
+    """The RTLIL Yosys reads in an out-of-context run: the accelerator in the
+    registered-I/O harness, with the part's primitive hooks for DSP mode ``dsp``."""
+    return _elaborate(config, part, dsp)[0]
+
+
+def _elaborate(config, part: Part, dsp: str) -> tuple[str, dict]:
+    from amaranth.back import rtlil
+    from accelgen.hdl.generate import build_top
+    from .harness import OutOfContext
+    harness = OutOfContext(build_top(config, own_domain=False))
+    text = rtlil.convert(harness, name=OOC_TOP, platform=primitives_for(part, dsp))
+    return text, harness.overhead()
+
+
+def ooc_netlist_digest(config, part: Part, dsp: str) -> str:
+    """:func:`.cache.netlist_digest` of :func:`ooc_rtlil`, remembered per source digest."""
+    return cache.remembered_digest(_digest_material(config, part, dsp),
+                                   lambda: cache.netlist_digest(ooc_rtlil(config, part, dsp)))
+
+
+def _digest_material(config, part: Part, dsp: str) -> dict:
+    return {"flow": "ooc", "config_hash": config.config_hash, "family": part.family, "dsp": dsp}
+
+
+def nextpnr_args(part: Part, target: float, seed: int) -> list[str]:
+    """nextpnr's arguments in an out-of-context run (paths relative to the run)."""
+    unconstrained = ("--lpf-allow-unconstrained" if part.family == "ecp5"
+                     else "--pcf-allow-unconstrained")
+    return [*part.nextpnr_args(), "--json", "synth.json", "--freq", f"{target:g}",
+            "--report", "report.json", "--sdf", "routed.sdf", "--seed", str(seed),
+            "--timing-allow-fail", unconstrained]
+
+
 def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
     tool_info = _tool_info(found)
-    digest = cache.source_digest()
-    material = {"flow": "ooc", "config_hash": config.config_hash, "source_digest": digest,
-                "device": part.code, "target_mhz": target, "seed": seed, "dsp": dsp,
-                "tools": tool_info}
+    t0 = time.monotonic()
+    elaborated = overhead = None
+
+    def elaborate():
+        nonlocal elaborated, overhead
+        elaborated, overhead = _elaborate(config, part, dsp)
+        return cache.netlist_digest(elaborated)
+
+    # The key names the netlist, not the Python sources: elaborating is needed once
+    # per source version to learn its digest (remembered by the cache).
+    netlist = cache.remembered_digest(_digest_material(config, part, dsp), elaborate)
+    scripts = hashlib.sha256((synth_script(part, OOC_TOP, dsp=dsp) + "\0"
+                              + " ".join(nextpnr_args(part, target, seed))).encode()
+                             ).hexdigest()[:16]
+    material = {"flow": "ooc", "config_hash": config.config_hash, "netlist": netlist,
+                "scripts": scripts, "device": part.code, "target_mhz": target, "seed": seed,
+                "dsp": dsp, "tools": tool_info}
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
         return {**hit, "cached": True}
@@ -311,15 +360,24 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
+            if progress:
+                progress("elaborate", f"{config.describe()} in the out-of-context harness")
+            if elaborated is None:
+                elaborate()
+            if cache.netlist_digest(elaborated) != netlist:
+                raise SynthError("tool-failed", "the elaborated netlist differs from the one "
+                                 f"remembered for these sources (edited during the run?); "
+                                 f"remove {cache.cache_dir() / 'netlists'} and run again")
+            (work / "ooc.il").write_text(elaborated)
             result = _run_ooc(config, part, target, found, seed, dsp, work, progress,
-                              keep_files)
+                              keep_files, round(time.monotonic() - t0, 1), overhead)
         except SynthError as error:
             raise _fail(work, key, error) from None
         except BaseException:
             cache.discard(work)
             raise
         entry = cache.store_dir(key)
-        result.update(material=material, cache_key=key, build_dir=str(entry),
+        result.update(material=material, cache_key=key, build_dir=str(entry), netlist_digest=netlist,
                       logs={k: str(entry / v) for k, v in result["logs"].items()})
         (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         cache.discard(entry)
@@ -327,20 +385,10 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
     return {**result, "cached": False}
 
 
-def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_files) -> dict:
-    from amaranth.back import rtlil
-    from accelgen.hdl.generate import build_top
-    from .harness import OutOfContext
-
-    seconds = {}
-    if progress:
-        progress("elaborate", f"{config.describe()} in the out-of-context harness")
-    t0 = time.monotonic()
-    harness = OutOfContext(build_top(config, own_domain=False))
-    (work / "ooc.il").write_text(rtlil.convert(harness, name=OOC_TOP,
-                                               platform=primitives_for(part, dsp)))
-    seconds["elaborate"] = round(time.monotonic() - t0, 1)
-
+def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_files,
+             elaborate_s: float, overhead: dict) -> dict:
+    """Yosys and nextpnr on ``work/ooc.il`` (written by the caller)."""
+    seconds = {"elaborate": elaborate_s}
     (work / "synth.ys").write_text(synth_script(part, OOC_TOP, dsp=dsp))
     seconds["yosys"] = round(run_tool(found["yosys"], ["-s", "synth.ys"], cwd=work,
                                       log=work / "yosys.log", stage="yosys",
@@ -352,11 +400,7 @@ def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_
                          f"needs {', '.join(problems)}", work / "yosys.log")
     dsp_info = dsp_breakdown(work / "synth.json", config)
 
-    unconstrained = ("--lpf-allow-unconstrained" if part.family == "ecp5"
-                     else "--pcf-allow-unconstrained")
-    args = [*part.nextpnr_args(), "--json", "synth.json", "--freq", f"{target:g}",
-            "--report", "report.json", "--sdf", "routed.sdf", "--seed", str(seed),
-            "--timing-allow-fail", unconstrained]
+    args = nextpnr_args(part, target, seed)
     try:
         seconds["nextpnr"] = round(run_tool(found[part.nextpnr_tool], args, cwd=work,
                                             log=work / "nextpnr.log", stage="nextpnr",
@@ -371,7 +415,7 @@ def _run_ooc(config, part, target, found, seed, dsp, work: Path, progress, keep_
         "top": config.top_name, "source_digest": cache.source_digest(),
         "device": part.code, "family": part.family, "board": None,
         "multipliers": dsp, "dsp": dsp_info,
-        "harness_overhead": harness.overhead(),
+        "harness_overhead": overhead,
         "seconds": seconds, "tools": _tool_info(found), "created": _now(),
         "logs": {"yosys": "yosys.log", "nextpnr": "nextpnr.log", "report": "report.json"},
     })

@@ -107,7 +107,7 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
             if result is None:
                 log(f"{config.describe()} on {part}: no cached result")
                 return _missing(config, part, target, "not-cached",
-                                "not run: no cached result for these sources and tools "
+                                "not run: no cached result for this netlist and these tools "
                                 "(--cached-only)")
         else:
             result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
@@ -144,7 +144,7 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
 
     ``max_side`` leaves out (and marks as not run) the ECP5 arrays larger than that.
     ``cached_only`` runs no place and route: rows without a cached result for the
-    current sources and tools say "not-cached" (the ASIC estimates, Yosys only, run).
+    current netlist and tools say "not-cached" (the ASIC estimates, Yosys only, run).
 
     Returns
     -------
@@ -245,8 +245,11 @@ def render_markdown(data: dict) -> str:
     tools = next((r.get("tools") for r in data["ecp5"] + data["ice40"] if r.get("tools")), None)
     if tools:
         lines.append("Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".")
-    digest = next((r.get("source_digest") for r in data["ecp5"] + data["ice40"]
-                   if r.get("source_digest")), None)
-    if digest:
-        lines.append(f"HDL and flow source digest: `{digest}`.")
+    digests = sorted({r["source_digest"] for r in data["ecp5"] + data["ice40"]
+                      if r.get("source_digest")})
+    if digests:
+        lines.append("Results are cached by the netlist each config elaborates to, so a row "
+                     "stays valid until that netlist changes; these rows were placed and routed "
+                     "from HDL and flow source digests " + ", ".join(f"`{d}`" for d in digests)
+                     + ".")
     return "\n".join(lines) + "\n"

@@ -270,7 +270,9 @@ def test_a_silent_tool_failure_is_retried_once(tmp_path):
 
 # --- cache ------------------------------------------------------------------------------------
 
-def test_cached_fmax_finds_the_current_sources_only(tmp_path, monkeypatch):
+def test_cached_fmax_finds_the_current_netlist_only(tmp_path, monkeypatch):
+    from accelgen.boards.flow import ooc_netlist_digest
+    from accelgen.boards.parts import parse_part
     monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
     cfg = GemmConfig(rows=2, cols=2)
     fmax, note = cache.cached_fmax(cfg)
@@ -280,16 +282,52 @@ def test_cached_fmax_finds_the_current_sources_only(tmp_path, monkeypatch):
         entry = cache.cache_dir() / key
         entry.mkdir(parents=True)
         base = {"config_hash": cfg.config_hash, "source_digest": cache.source_digest(),
-                "flow": "ooc", "family": "ecp5", "target_mhz": 150, "created": "2025"}
+                "flow": "ooc", "family": "ecp5", "target_mhz": 150, "created": "2025",
+                "multipliers": "all"}
         (entry / "result.json").write_text(json.dumps({**base, **fields}))
 
-    put("a", device="LFE5U-25F-6BG256C", fmax_mhz=90.0)
-    put("b", device=cache.DEFAULT_PART, fmax_mhz=80.0, source_digest="stale")
+    small = "LFE5U-25F-6BG256C"
+    netlist = ooc_netlist_digest(cfg, parse_part(small), "all")
+    put("a", device=small, fmax_mhz=90.0, netlist_digest=netlist)
+    put("b", device=cache.DEFAULT_PART, fmax_mhz=80.0, netlist_digest="0" * 16)   # stale
+    put("c", device=cache.DEFAULT_PART, fmax_mhz=70.0, source_digest="stale")     # stale
     fmax, note = cache.cached_fmax(cfg)
-    assert fmax == 90.0 and "LFE5U-25F-6BG256C" in note and "cached" in note
-    put("c", device=cache.DEFAULT_PART, fmax_mhz=120.0)
+    assert fmax == 90.0 and small in note and "cached" in note
+    put("d", device=cache.DEFAULT_PART, fmax_mhz=120.0, netlist_digest=netlist)
     assert cache.cached_fmax(cfg)[0] == 120.0
     assert cache.cached_fmax(GemmConfig(rows=3, cols=2))[0] is None
+    # An edit of the sources that leaves the netlist alone keeps the results.
+    monkeypatch.setattr(cache, "source_digest", lambda: "edited")
+    assert cache.cached_fmax(cfg)[0] == 120.0
+    # One that changes the netlist does not.
+    from accelgen.boards import flow
+    monkeypatch.setattr(flow, "ooc_rtlil", lambda *a: "module \\other\nend\n")
+    monkeypatch.setattr(cache, "source_digest", lambda: "edited again")
+    assert cache.cached_fmax(cfg)[0] is None
+
+
+def test_netlist_digest_ignores_source_locations_only():
+    text = 'module \\top\n  attribute \\src "hdl/gemm.py:12"\n  wire width 8 \\a\nend\n'
+    moved = text.replace("gemm.py:12", "gemm.py:99").replace("hdl/", "/elsewhere/hdl/")
+    assert cache.netlist_digest(text) == cache.netlist_digest(moved)
+    assert cache.netlist_digest(text) != cache.netlist_digest(text.replace("width 8", "width 9"))
+    assert cache.netlist_digest(text) != cache.netlist_digest(
+        text.replace('attribute \\src "hdl/gemm.py:12"', 'attribute \\keep 1'))
+
+
+def test_remembered_digest_computes_once_per_source_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return f"{len(calls):016x}"
+
+    assert cache.remembered_digest({"x": 1}, compute) == f"{1:016x}"
+    assert cache.remembered_digest({"x": 1}, compute) == f"{1:016x}" and len(calls) == 1
+    assert cache.remembered_digest({"x": 2}, compute) == f"{2:016x}"
+    monkeypatch.setattr(cache, "source_digest", lambda: "edited")
+    assert cache.remembered_digest({"x": 1}, compute) == f"{3:016x}"
 
 
 def test_entry_keys_depend_on_every_input():
