@@ -50,6 +50,9 @@ class SegmentedReduce(wiring.Component):
     o_sum : Out(ArrayLayout(ArrayLayout(signed(acc_bits), cols), lanes))
         Row sums, meaningful in the lanes flagged in ``o_last``.
     o_last : Out(lanes)
+    o_count : Out(range(lanes + 1))
+        Rows completed by the output beat: the number of lanes set in ``o_last`` (a
+        register, so that a consumer's room check starts from flip-flops).
     busy : Out(1)
         A beat is somewhere in the pipeline (including the output register).
     """
@@ -66,7 +69,8 @@ class SegmentedReduce(wiring.Component):
         super().__init__({
             "en": In(1), "clear": In(1),
             "i_valid": In(1), "i_value": In(vec), "i_last": In(lanes),
-            "o_valid": Out(1), "o_sum": Out(vec), "o_last": Out(lanes), "busy": Out(1),
+            "o_valid": Out(1), "o_sum": Out(vec), "o_last": Out(lanes),
+            "o_count": Out(range(lanes + 1)), "busy": Out(1),
         })
 
     @property
@@ -118,7 +122,8 @@ class SegmentedReduce(wiring.Component):
         # final stage: add the carry to the lanes of the beat's first row
         carry = [Signal(signed(A), name=f"carry_p{p}") for p in range(P)]
         with m.If(self.en):
-            m.d.sync += [self.o_valid.eq(cur_valid), self.o_last.eq(cur_last)]
+            m.d.sync += [self.o_valid.eq(cur_valid), self.o_last.eq(cur_last),
+                         self.o_count.eq(sum(cur_last[l] for l in range(L)))]
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(

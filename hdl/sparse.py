@@ -156,9 +156,16 @@ class SparseCore(wiring.Component):
         # -- job registers -------------------------------------------------------------------
         M = Signal(32); N = Signal(32); E = Signal(32)
         x_beats = Signal(33 - wxb); x_idx = Signal(33 - wxb)
-        remaining = Signal(32)          # entries not yet accepted
-        rows_acc = Signal(32)           # rows ended by the accepted entries
-        rows_out = Signal(32)           # rows sent
+        # Counts past CHECK are sized to the limits (a larger job is rejected there).
+        remaining = Signal(range(cfg.max_nnz + 1))     # entries not yet accepted
+        rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
+        rows_left = Signal(range(cfg.max_rows + 1))    # rows not yet sent
+        # Held in registers so that the checks of an entry beat, which decide whether it
+        # is taken, are shallow: lane l of the next beat holds an entry (remaining > l),
+        # the next beat is the final one (remaining <= L), and its entry in lane l is the
+        # job's last (remaining == l + 1). Each is updated from the current count, as the
+        # count steps by L.
+        v_next = Signal(L); final_next = Signal(); fin_lane = Signal(L)
         acc_open = Signal()             # entry beats still to accept
         emitting = Signal(); padding = Signal()
         flush = Signal()                # drop beats up to TLAST: rejected job (START cancels)
@@ -176,22 +183,28 @@ class SparseCore(wiring.Component):
         bad_col = Signal(L); last_of_final = Signal()
         for l in range(L):
             m.d.comb += [
-                v_in[l].eq(remaining > l),
+                v_in[l].eq(v_next[l]),
                 last_in[l].eq(ent[l].last & v_in[l]),
                 req_in[l].eq(v_in[l] & ~ent[l].empty),
                 bad_col[l].eq(req_in[l] & (ent[l].col >= N)),
             ]
-        m.d.comb += last_of_final.eq(
-            Cat(*[(remaining == l + 1) & ent[l].last for l in range(L)]).any())
+        m.d.comb += last_of_final.eq((fin_lane & Cat(*[ent[l].last for l in range(L)])).any())
         k_in = _popcount(m, last_in, L, "k_in")
-        final_in = Signal(); rows_after = Signal(33)
-        m.d.comb += [final_in.eq(remaining <= L), rows_after.eq(rows_acc + k_in)]
+        final_in = Signal()
+        m.d.comb += final_in.eq(final_next)
+        # Rows this beat ends against the rows still to end: too many, or (final beat)
+        # not exactly all of them. k_in <= L, so rows_todo only matters below 2**kb.
+        kb = len(k_in)
+        todo_small = Signal(); todo_lo = Signal(kb)
+        m.d.comb += [todo_small.eq(rows_todo[kb:] == 0 if len(rows_todo) > kb else 1),
+                     todo_lo.eq(rows_todo[:kb])]
         e_short = Signal(); e_long = Signal(); e_col = Signal(); e_rows = Signal()
         m.d.comb += [
             e_short.eq(self.s_last & ~final_in),
             e_long.eq(final_in & ~self.s_last),
             e_col.eq(bad_col.any()),
-            e_rows.eq((rows_after > M) | (final_in & ((rows_after != M) | ~last_of_final))),
+            e_rows.eq((todo_small & (k_in > todo_lo))
+                      | (final_in & (~todo_small | (k_in != todo_lo) | ~last_of_final))),
         ]
         bad_in = Signal(); bad_code = Signal(8)
         m.d.comb += [
@@ -199,6 +212,12 @@ class SparseCore(wiring.Component):
             bad_code.eq(Mux(e_short, ERR["SHORT_STREAM"], Mux(e_long, ERR["LONG_STREAM"],
                         Mux(e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"])))),
         ]
+
+        def count_entries(count):
+            # the flags above for a next beat that starts with ``count`` entries left
+            return [v_next.eq(Cat(*[count > l for l in range(L)])),
+                    final_next.eq(count <= L),
+                    fin_lane.eq(Cat(*[count == l + 1 for l in range(L)]))]
 
         # -- S1: gather ------------------------------------------------------------------------
         s1_valid = Signal()
@@ -215,8 +234,10 @@ class SparseCore(wiring.Component):
         m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
         with m.If(leave):
             m.d.sync += s1_valid.eq(0)
-        with m.If(accept & ~bad_in):
-            m.d.sync += [s1_valid.eq(1), s1_lanes.eq(v_in), s1_last.eq(last_in),
+        # The beat's registers load on every accepted beat, a bad one included (it is
+        # never valid, so never read): only s1_valid and the job FSM wait for the checks.
+        with m.If(accept):
+            m.d.sync += [s1_valid.eq(~bad_in), s1_lanes.eq(v_in), s1_last.eq(last_in),
                          s1_req.eq(req_in)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
@@ -243,11 +264,10 @@ class SparseCore(wiring.Component):
                     m.d.sync += prod[l][p].eq(Mux(s3_zero[l], 0, s3_value[l] * s3_x[l][p]))
 
         # -- segmented reduction and compaction queue -----------------------------------------
-        k_fin = _popcount(m, red.o_last, L, "k_fin")
         m.d.comb += [
             red.en.eq(adv), red.i_valid.eq(s4_valid), red.i_value.eq(prod),
             red.i_last.eq(s4_last),
-            adv.eq(~(red.o_valid & (q.level + k_fin > q.capacity))),
+            adv.eq(~(red.o_valid & (q.level + red.o_count > q.capacity))),
             q.w_en.eq(red.o_valid & adv), q.w_mask.eq(red.o_last),
         ]
         for l in range(L):
@@ -256,12 +276,18 @@ class SparseCore(wiring.Component):
         m.d.comb += pipe_busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | red.busy)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
-        rows_left = Signal(32); k_out = Signal(range(rb + 1)); emit = Signal()
-        pop = Signal(range(rb + 1))
+        # rows_left, and from it k_out (rows in the next beat: min(rows_left, rb)), whether
+        # that beat is the last and whether rows are left, are registers, updated as
+        # beats are emitted: the emit decision only compares k_out with the queue level.
+        k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
+        emit = Signal(); pop = Signal(range(rb + 1))
+
+        def count_rows(count):
+            return [rows_left.eq(count), k_out.eq(Mux(count >= rb, rb, count)),
+                    out_last.eq(count <= rb), out_more.eq(count != 0)]
+
         m.d.comb += [
-            rows_left.eq(M - rows_out),
-            k_out.eq(Mux(rows_left >= rb, rb, rows_left)),
-            emit.eq(emitting & (~self.m_valid | self.m_ready) & (rows_left != 0)
+            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more
                     & (padding | (q.level >= k_out))),
             pop.eq(Mux(padding & (q.level < k_out), q.level, k_out)),
             q.r_pop.eq(Mux(emit, pop, 0)),
@@ -272,8 +298,8 @@ class SparseCore(wiring.Component):
             beat = []
             for j in range(rb):
                 beat.append(Mux((j < k_out) & (j < q.level), q.r_rows[j], 0))
-            m.d.sync += [self.m_valid.eq(1), self.m_last.eq(rows_left == k_out),
-                         self.m_data.eq(Cat(*beat)), rows_out.eq(rows_out + k_out)]
+            m.d.sync += [self.m_valid.eq(1), self.m_last.eq(out_last),
+                         self.m_data.eq(Cat(*beat)), *count_rows(rows_left - k_out)]
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
 
@@ -314,13 +340,14 @@ class SparseCore(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                                 err_code.eq(0), rows_acc.eq(0), rows_out.eq(0), x_idx.eq(0),
+                                 err_code.eq(0), x_idx.eq(0),
                                  acc_open.eq(0), padding.eq(0), flush.eq(0)]
                     m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
                     m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E)]
+                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E),
+                             rows_todo.eq(M), *count_entries(E), *count_rows(M)]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 dim_bad = (M == 0) | (N == 0) | (E == 0) | (E < M)
@@ -351,14 +378,15 @@ class SparseCore(wiring.Component):
                 m.d.comb += [in_run.eq(1),
                              self.s_ready.eq(acc_open & adv & (~s1_valid | db.i_ready))]
                 with m.If(accept):
+                    # The counts step on a bad beat too: the job is over, they go unused.
+                    m.d.sync += [remaining.eq(remaining - L), rows_todo.eq(rows_todo - k_in),
+                                 *count_entries(remaining - L)]
                     with m.If(bad_in):
                         fail(bad_code)
                         m.d.sync += [acc_open.eq(0), discard.eq(~self.s_last)]
                         m.next = "ABORT"
-                    with m.Else():
-                        m.d.sync += [remaining.eq(remaining - L), rows_acc.eq(rows_after)]
-                        with m.If(final_in):
-                            m.d.sync += acc_open.eq(0)
+                    with m.Elif(final_in):
+                        m.d.sync += acc_open.eq(0)
                 with m.If(last_beat):
                     finish()
             with m.State("ABORT"):

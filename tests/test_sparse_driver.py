@@ -10,7 +10,8 @@ import scipy.sparse as sp
 from accelgen.hdl import SparseConfig, GemmConfig
 from accelgen.host import Accelerator
 from accelgen.host import sparse_matrices as smx
-from accelgen.host.sparse import reference_spmm, plan_spmv, csr_entries, to_csr
+from accelgen.host.sparse import (reference_spmm, plan_spmv, csr_entries, to_csr,
+                                  pack_sparse_frame, pack_entries, unpack_rows)
 from accelgen.host.sparse_model import predict_sparse
 from accelgen.sim.device import DeviceError
 
@@ -242,6 +243,60 @@ def test_error_jobs_verilator():
     with pytest.raises(DeviceError, match="failed with error 3 \\(COL_RANGE\\)"):
         bad.assemble(dev.execute(ops, timeout_cycles=50_000))
     _check(cfg, "verilator", A, seed=2)
+
+
+@pytest.mark.verilator
+def test_row_check_drops_the_failing_beat_whole_verilator():
+    """A beat whose rows do not match ROWS is not taken: the rows ended in earlier beats
+    come back exact, every later row is zero. Both forms of the check: too many rows
+    end (found at the beat that ends one row too many), and the final entry does not
+    end a row although the count matches."""
+    cfg = V_SMALL
+    acc = _acc(cfg, "verilator")
+    dev, rm = acc.device, acc.regmap
+    codes = {e.name: e.code for e in rm.errors}
+    L, N = cfg.lanes, 40
+    A = _values(cfg, smx.uniform(9, N, 0.3, 7), 7)
+    x = _dense(cfg, N, 1, 8)
+    Y = reference_spmm(cfg, A, x)
+    value, col, last, empty = csr_entries(A)
+    E = len(value)
+    x_segment = pack_sparse_frame(cfg, A, x)[:-len(pack_entries(cfg, value, col, last, empty))]
+
+    def run(rows, last_flags):
+        _job(dev, rm, rows, N, E)
+        dev.send(x_segment + pack_entries(cfg, value, col, last_flags, empty))
+        got = dev.recv(-(-rows // cfg.rows_per_beat) * cfg.stream_bits // 8,
+                       timeout_cycles=20_000)
+        st = dev.wait(rm.offset("STATUS"), 0b11, 0b10, timeout_cycles=20_000)
+        assert st >> 8 == codes["ROW_MISMATCH"]
+        return unpack_rows(cfg, got, rows)
+
+    def expect(rows, last_flags, bad_beat):
+        ends = np.flatnonzero(last_flags)
+        kept = int(np.count_nonzero(ends // L < bad_beat))
+        want = np.zeros((rows, 1), dtype=np.int64)
+        want[:kept] = Y[:kept]
+        return want
+
+    # ROWS = 1..8: the beat that ends row ROWS + 1 fails, whether it ends one row too
+    # many or more, and whether or not it is the final beat
+    ends = np.flatnonzero(last)
+    over_by_one = 0
+    for rows in range(1, 9):
+        bad = ends[rows] // L
+        got = run(rows, last)
+        np.testing.assert_array_equal(got, expect(rows, last, bad), err_msg=f"ROWS={rows}")
+        over_by_one += bad < (E - 1) // L and np.count_nonzero(ends // L == bad) == \
+            rows + 1 - np.count_nonzero(ends // L < bad)
+    assert over_by_one, "no case ends exactly one row too many before the final beat"
+    # the last row's final entry loses its flag to the entry before it (same row): nine
+    # rows still end, but the final entry ends none
+    assert ends[8] - ends[7] >= 2, "the test matrix's last row needs two entries"
+    moved = last.copy()
+    moved[E - 1], moved[E - 2] = 0, 1
+    np.testing.assert_array_equal(run(9, moved), expect(9, moved, (E - 1) // L))
+    _check(cfg, "verilator", A, seed=1)              # the core is usable and counts right
 
 
 @pytest.mark.verilator
