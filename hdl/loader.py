@@ -62,6 +62,10 @@ class Loader(wiring.Component):
         One-cycle pulses on a framing error.
     """
 
+    #: Cycles from the loader taking a word to the published count including it: the
+    #: registered scratchpad write port (the cycle model's scoreboard uses it).
+    WRITE_DELAY = 1
+
     def __init__(self, *, stream_bits, a_word_bits, b_word_bits, a_addr_bits, b_addr_bits,
                  count_bits):
         self._sb = stream_bits

@@ -16,6 +16,7 @@ from accelgen.hdl.config import GemmConfig
 from accelgen.hdl.gearbox import words_per_beat, beats_per_word
 from accelgen.hdl.gemm import ACC_READ_LATENCY, OUT_FIFO_DEPTH, WRITEBACK as _WRITEBACK, \
     WS_MIN_FOLD as _WS_MIN_FOLD
+from accelgen.hdl.loader import Loader
 from accelgen.hdl.ram import READ_LATENCY
 from accelgen.hdl.requant import Requantizer
 
@@ -24,13 +25,13 @@ __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 # Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py); the pipeline depths that
 # hdl exports are taken from it.
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
-SETUP_CYCLES = 6           # SETUP0..SETUP4, CHECK
+# Setup takes GemmConfig.setup_cycles (SETUP0..SETUP4 and CHECK, or the serial setup's).
 ISSUE_TO_ARRAY = READ_LATENCY          # scratchpad read + its output register
 PE_LATENCY = 3
 WRITEBACK = _WRITEBACK     # writer: row register, accumulator read, sum
 OUT_PIPE = ACC_READ_LATENCY + Requantizer.LATENCY   # accumulator read + requantizer
 FIFO_DEPTH = OUT_FIFO_DEPTH
-WRITE_DELAY = 1            # loader's registered scratchpad write: counts seen one cycle later
+WRITE_DELAY = Loader.WRITE_DELAY   # loader's registered scratchpad write: counts seen later
 FIFO_LATENCY = 3           # FIFO write -> packer input (buffered FIFO)
 WS_MIN_FOLD = _WS_MIN_FOLD
 
