@@ -444,7 +444,10 @@ def _top_paths(sdf: Path) -> list[dict]:
     return out
 
 
+# nextpnr's words for a full device; "Failed to expand region" is the analytic placer
+# finding no room to legalize a region (a nearly full part, as the iCE40UP5K gets).
 _NO_FIT = re.compile(r"no BELs remaining|Unable to place cell|failed to place|"
+                     r"Failed to expand region|"
                      r"not enough|utili[sz]ation|exceeds|too many", re.IGNORECASE)
 
 

@@ -330,6 +330,23 @@ def test_remembered_digest_computes_once_per_source_version(tmp_path, monkeypatc
     assert cache.remembered_digest({"x": 1}, compute) == f"{3:016x}"
 
 
+def test_nextpnr_full_device_errors_are_does_not_fit():
+    from accelgen.boards.flow import classify_nextpnr_error
+    from accelgen.boards.runner import SynthError
+    from accelgen.boards.parts import parse_part
+    cfg, part = GemmConfig(rows=2, cols=2), parse_part("iCE40UP5K-SG48")
+    for text in ("Unable to place cell 'x', no BELs remaining to implement cell type "
+                 "'ICESTORM_LC'",
+                 "Failed to expand region (0, 0) |_> (25, 31) of 5301 ICESTORM_LCs"):
+        error = classify_nextpnr_error(SynthError("tool-failed", f"nextpnr failed: {text}",
+                                                  Path("n.log")), cfg, part)
+        assert error.kind == "does-not-fit" and "does not fit iCE40UP5K-SG48" in str(error)
+        assert error.log == Path("n.log")
+    other = classify_nextpnr_error(SynthError("tool-failed", "nextpnr failed: bad JSON"),
+                                   cfg, part)
+    assert other.kind == "tool-failed"
+
+
 def test_entry_keys_depend_on_every_input():
     base = {"config_hash": "x", "device": "d", "target_mhz": 150.0}
     keys = {cache.entry_key(base), cache.entry_key({**base, "target_mhz": 151.0}),
