@@ -53,6 +53,9 @@ class SegmentedReduce(wiring.Component):
     o_count : Out(range(lanes + 1))
         Rows completed by the output beat: the number of lanes set in ``o_last`` (a
         register, so that a consumer's room check starts from flip-flops).
+    n_valid, n_count : Out(1), Out(range(lanes + 1))
+        What ``o_valid`` and ``o_count`` become at the next enabled cycle (from the
+        last level's registers), for a consumer that registers its stall decision.
     busy : Out(1)
         A beat is somewhere in the pipeline (including the output register).
     """
@@ -70,7 +73,8 @@ class SegmentedReduce(wiring.Component):
             "en": In(1), "clear": In(1),
             "i_valid": In(1), "i_value": In(vec), "i_last": In(lanes),
             "o_valid": Out(1), "o_sum": Out(vec), "o_last": Out(lanes),
-            "o_count": Out(range(lanes + 1)), "busy": Out(1),
+            "o_count": Out(range(lanes + 1)), "n_valid": Out(1),
+            "n_count": Out(range(lanes + 1)), "busy": Out(1),
         })
 
     @property
@@ -121,9 +125,11 @@ class SegmentedReduce(wiring.Component):
 
         # final stage: add the carry to the lanes of the beat's first row
         carry = [Signal(signed(A), name=f"carry_p{p}") for p in range(P)]
+        m.d.comb += [self.n_valid.eq(cur_valid),
+                     self.n_count.eq(sum(cur_last[l] for l in range(L)))]
         with m.If(self.en):
-            m.d.sync += [self.o_valid.eq(cur_valid), self.o_last.eq(cur_last),
-                         self.o_count.eq(sum(cur_last[l] for l in range(L)))]
+            m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
+                         self.o_count.eq(self.n_count)]
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(

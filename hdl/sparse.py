@@ -173,7 +173,7 @@ class SparseCore(wiring.Component):
         err_code = Signal(8)
         m.d.comb += self.error_code.eq(err_code)
 
-        adv = Signal()                  # the pipeline advances this cycle
+        adv = Signal(init=1)            # the pipeline advances this cycle (a register)
 
         # -- input beat decode (combinational, at acceptance) --------------------------------
         layout = entry_layout(cfg)
@@ -267,9 +267,21 @@ class SparseCore(wiring.Component):
         m.d.comb += [
             red.en.eq(adv), red.i_valid.eq(s4_valid), red.i_value.eq(prod),
             red.i_last.eq(s4_last),
-            adv.eq(~(red.o_valid & (q.level + red.o_count > q.capacity))),
             q.w_en.eq(red.o_valid & adv), q.w_mask.eq(red.o_last),
         ]
+        # adv = ~(o_valid & (level + o_count > capacity)): the reduction's output beat
+        # stalls while the queue has no room for its rows. It enables nearly every
+        # register of the pipeline, so it is a register itself, computed from what
+        # o_valid, o_count and the queue level will be in the next cycle (the queue's
+        # own update: rows written, rows popped, cleared).
+        nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
+        nxt_level = Signal(range(q.capacity + L + 1))
+        m.d.comb += [
+            nxt_valid.eq(Mux(adv, red.n_valid, red.o_valid)),
+            nxt_count.eq(Mux(adv, red.n_count, red.o_count)),
+            nxt_level.eq(Mux(q.clear, 0, q.level + Mux(q.w_en, red.o_count, 0) - q.r_pop)),
+        ]
+        m.d.sync += adv.eq(~(nxt_valid & (nxt_level + nxt_count > q.capacity)))
         for l in range(L):
             m.d.comb += q.w_rows[l].eq(red.o_sum[l].as_value())
         pipe_busy = Signal()
