@@ -28,8 +28,8 @@ from .flow import run_ooc
 from .report import markdown_table
 from .runner import SynthError
 
-__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "ice40_config", "run_table", "cached_result",
-           "render_markdown"]
+__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "sparse_configs", "ice40_config",
+           "run_table", "cached_result", "render_markdown"]
 
 ECP5_PART = "LFE5U-85F-6BG381C"
 ECP5_TARGET_MHZ = 150.0
@@ -43,6 +43,12 @@ def ecp5_configs(quick: bool = False):
     sides = (4,) if quick else (4, 8, 16)
     dtypes = ("int8",) if quick else ("int8", "int16")
     return [GemmConfig(rows=n, cols=n, a_dtype=dt, b_dtype=dt) for dt in dtypes for n in sides]
+
+
+def sparse_configs(quick: bool = False):
+    """The sparse engine rows: L = 8 lanes at the defaults (the issue's target config)."""
+    from accelgen.hdl import SparseConfig
+    return [] if quick else [SparseConfig(lanes=8)]
 
 
 def ice40_config(side: int, counter_bits: int = 24, dataflow: str = "ws"):
@@ -149,7 +155,8 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
     Returns
     -------
     dict
-        ``{"ecp5": [results], "ice40": [results], "ice40_largest": side or None,
+        ``{"ecp5": [results], "sparse": [results], "ice40": [results],
+        "ice40_largest": side or None,
         "json": path, "markdown": path}``.
     """
     out = Path(out)
@@ -161,6 +168,8 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
     ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only)
             if cfg.rows <= max_side else _not_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, max_side)
             for cfg in ecp5_configs(quick)]
+    sparse = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only)
+              for cfg in sparse_configs(quick)]
     ice40, largest, largest_known = [], None, True
     for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
         r = _run(ice40_config(side), ICE40_PART, ICE40_TARGET_MHZ, tools, progress, use_cache,
@@ -174,7 +183,7 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
         largest = side
     asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)
             if cfg.rows <= max_side]
-    data = {"ecp5": ecp5, "ice40": ice40, "ice40_largest": largest,
+    data = {"ecp5": ecp5, "sparse": sparse, "ice40": ice40, "ice40_largest": largest,
             "ice40_largest_known": largest_known, "asic": asic}
     json_path, md_path = out / "table.json", out / "table.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
@@ -211,14 +220,19 @@ def _errors(results) -> list[str]:
 
 
 def render_markdown(data: dict) -> str:
-    """The table document: ECP5 rows, iCE40 rows, DSP use and run times."""
+    """The table document: ECP5 rows, the sparse engine, iCE40 rows, DSP use and run times."""
+    sparse = data.get("sparse") or []
     lines = [f"### ECP5: {ECP5_PART}, out of context, {ECP5_TARGET_MHZ:g} MHz target", "",
              markdown_table(_rows(data["ecp5"])), *_errors(data["ecp5"])]
+    if sparse:
+        lines += ["Sparse engine, same part and target:", "", markdown_table(_rows(sparse)),
+                  *_errors(sparse)]
     extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time |", "|---|---|---|---|"]
-    for r in data["ecp5"] + data["ice40"]:
+    for r in data["ecp5"] + sparse + data["ice40"]:
         dsp = r.get("dsp") or {}
+        per_pe = dsp.get("per_pe")
         extra.append(f"| {r['design']} on {r['device']} | {dsp.get('total', '-')} | "
-                     f"{dsp.get('per_pe', '-')} | {_seconds(r)} |")
+                     f"{'-' if per_pe is None else per_pe} | {_seconds(r)} |")
     largest = data.get("ice40_largest")
     lines += [f"### iCE40: {ICE40_PART}, out of context, {ICE40_TARGET_MHZ:g} MHz target", "",
               "Square int8 weight-stationary arrays (1 KiB scratchpads, 2 KiB accumulators, "
@@ -242,11 +256,11 @@ def render_markdown(data: dict) -> str:
                          f"{(t['logic'] + t['flops']) / 1e6:.2f} M | {r['nand2_equivalents']:,} | "
                          f"{r['memory_bits']:,} | {t['total'] / 1e6:.2f} M |")
         lines.append("")
-    tools = next((r.get("tools") for r in data["ecp5"] + data["ice40"] if r.get("tools")), None)
+    placed = data["ecp5"] + sparse + data["ice40"]
+    tools = next((r.get("tools") for r in placed if r.get("tools")), None)
     if tools:
         lines.append("Tools: " + ", ".join(f"{k} {v}" for k, v in tools.items()) + ".")
-    digests = sorted({r["source_digest"] for r in data["ecp5"] + data["ice40"]
-                      if r.get("source_digest")})
+    digests = sorted({r["source_digest"] for r in placed if r.get("source_digest")})
     if digests:
         lines.append("Results are cached by the netlist each config elaborates to, so a row "
                      "stays valid until that netlist changes; these rows were placed and routed "

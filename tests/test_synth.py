@@ -974,3 +974,19 @@ endmodule
     for i, (a0, a1) in enumerate(reads):
         value = got[i + 1]
         assert value & mask == mem[a0] and value >> width == mem[a1], (i, a0, a1)
+
+
+def test_table_document_has_the_sparse_row_and_names_missing_results():
+    from accelgen.boards.table import (_missing, ecp5_configs, render_markdown, sparse_configs,
+                                       ECP5_PART)
+    from accelgen.hdl import SparseConfig
+    assert sparse_configs(quick=True) == [] and sparse_configs() == [SparseConfig(lanes=8)]
+    gemm, sparse = ecp5_configs(quick=True)[0], sparse_configs()[0]
+    data = {"ecp5": [_missing(gemm, ECP5_PART, 150.0, "not-cached", "no result")],
+            "sparse": [_missing(sparse, ECP5_PART, 150.0, "not-cached", "no result either")],
+            "ice40": [], "ice40_largest": None, "ice40_largest_known": False, "asic": []}
+    text = render_markdown(data)
+    assert "Sparse engine, same part and target" in text
+    assert f"| {sparse.describe()} | {ECP5_PART} | 150 | not-cached |" in text
+    assert f"- {sparse.describe()}: no result either" in text
+    assert "largest that fits: **unknown" in text
