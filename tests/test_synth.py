@@ -990,3 +990,28 @@ def test_table_document_has_the_sparse_row_and_names_missing_results():
     assert f"| {sparse.describe()} | {ECP5_PART} | 150 | not-cached |" in text
     assert f"- {sparse.describe()}: no result either" in text
     assert "largest that fits: **unknown" in text
+
+
+def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
+    """A remembered "too few DSP blocks" in one mode moves on to the next mode's cached
+    result; a miss (the run would start with elaborate) is None; tools never run."""
+    from accelgen.boards import flow
+    from accelgen.boards.runner import SynthError
+    from accelgen.boards.table import cached_result
+    cached = {"none": {"fmax_mhz": 50.0, "multipliers": "none", "cached": True}}
+
+    def fake(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
+        if dsp == "all":
+            raise SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
+                             "needs 295 MULT18X18D (has 156) (remembered; --no-cache reruns)")
+        if dsp in cached:
+            return cached[dsp]
+        progress("elaborate", "would run")
+        raise AssertionError("a refused run went on")
+
+    monkeypatch.setattr(flow, "_cached_run", fake)
+    monkeypatch.setattr(flow, "select_tools", lambda names, tools: {n: None for n in names})
+    cfg = GemmConfig(rows=16, cols=16)
+    assert cached_result(cfg, "LFE5U-85F-6BG381C", 150) is cached["none"]
+    cached.clear()
+    assert cached_result(cfg, "LFE5U-85F-6BG381C", 150) is None
