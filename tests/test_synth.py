@@ -853,10 +853,10 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
 def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     """One iCE40 board build: PLL, UART bridge and the loopback stand-in on the iCEBreaker.
 
-    An accelerator with the full-size setup and CSRs does not fit the iCE40UP5K (its
-    setup products alone need most of the 8 SB_MAC16, or thousands of LUT4s), so the
-    board flow is exercised with the bring-up stand-in, and that misfit must be
-    reported plainly. (The small-FPGA options of ``boards.table.ice40_config`` fit
+    An accelerator with the full-size setup and CSRs does not fit the iCE40UP5K (it
+    needs more logic cells than the part has: nextpnr's placer cannot legalize it), so
+    the board flow is exercised with the bring-up stand-in, and that misfit must be
+    reported plainly, as does-not-fit with its log. (The small-FPGA options of ``boards.table.ice40_config`` fit
     out of context up to 2x2.)
     """
     from accelgen.boards.build import run_board
@@ -876,11 +876,12 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     assert util["PLL"]["used"] == 1 and util["IO"]["used"] >= 3    # clock, UART rx/tx
     assert result["timing_met"] and result["fmax_mhz"] > 24
     cfg = GemmConfig(rows=1, cols=1, **SMALL)
-    try:
+    with pytest.raises(SynthError) as info:
         run_board(cfg, "icebreaker", target_mhz=24, dsp="all")
-    except SynthError as error:
-        assert error.kind == "does-not-fit" and "SB_MAC16" in str(error)
-        assert error.log is not None and error.log.is_file()
+    error = info.value
+    assert error.kind == "does-not-fit", error
+    assert "does not fit" in str(error) and "iCE40UP5K-SG48" in str(error)
+    assert error.log is not None and error.log.is_file()
 
 
 # --- command line -----------------------------------------------------------------------------
