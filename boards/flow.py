@@ -354,14 +354,16 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
         cache.raise_known_misfit(key)
     root = cache.cache_dir()
     root.mkdir(parents=True, exist_ok=True)
+    # Reported before the lock: a caller that only wants cached results refuses here,
+    # without waiting for another process running the same job.
+    if progress:
+        progress("elaborate", f"{config.describe()} in the out-of-context harness")
     with cache.locked(key, f"synthesis of {config.top_name} on {part.code}"):
         if use_cache and (hit := cache.lookup(key)) is not None:
             return {**hit, "cached": True}
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
-            if progress:
-                progress("elaborate", f"{config.describe()} in the out-of-context harness")
             if elaborated is None:
                 elaborate()
             if cache.netlist_digest(elaborated) != netlist:
