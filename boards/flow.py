@@ -379,7 +379,8 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
             cache.discard(work)
             raise
         entry = cache.store_dir(key)
-        result.update(material=material, cache_key=key, build_dir=str(entry), netlist_digest=netlist,
+        result.update(material=material, cache_key=key, build_dir=str(entry),
+                      netlist_digest=netlist,
                       logs={k: str(entry / v) for k, v in result["logs"].items()})
         (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         cache.discard(entry)

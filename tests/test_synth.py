@@ -856,8 +856,8 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     An accelerator with the full-size setup and CSRs does not fit the iCE40UP5K (it
     needs more logic cells than the part has: nextpnr's placer cannot legalize it), so
     the board flow is exercised with the bring-up stand-in, and that misfit must be
-    reported plainly, as does-not-fit with its log. (The small-FPGA options of ``boards.table.ice40_config`` fit
-    out of context up to 2x2.)
+    reported plainly, as does-not-fit with its log. (The small-FPGA options of
+    ``boards.table.ice40_config`` fit out of context up to 2x2.)
     """
     from accelgen.boards.build import run_board
     from accelgen.boards.loopback import LoopbackConfig
