@@ -176,16 +176,9 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
 
     found = select_tools(["yosys"], tools)
     tool_info = _tool_info(found)
-    elaborated = None
-
-    def elaborate():
-        nonlocal elaborated
-        elaborated = _rtlil(config)
-        return cache.netlist_digest(elaborated)
-
-    netlist = cache.remembered_digest({"flow": "asic", "config_hash": config.config_hash},
-                                      elaborate)
-    material = {"flow": "asic", "config_hash": config.config_hash, "netlist": netlist,
+    netlist = cache.Netlist({"flow": "asic", "config_hash": config.config_hash},
+                            lambda: (_rtlil(config), None))
+    material = {"flow": "asic", "config_hash": config.config_hash, "netlist": netlist.digest,
                 "script": SCRIPT, "gates": ABC_GATES, "tools": tool_info}
     key = cache.entry_key(material)
     if use_cache and (hit := cache.lookup(key)) is not None:
@@ -201,13 +194,7 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
             if progress:
                 progress("elaborate", config.describe())
             t0 = time.monotonic()
-            if elaborated is None:
-                elaborate()
-            if cache.netlist_digest(elaborated) != netlist:
-                raise SynthError("tool-failed", "the elaborated netlist differs from the one "
-                                 f"remembered for these sources (edited during the run?); "
-                                 f"remove {cache.cache_dir() / 'netlists'} and run again")
-            (work / "asic.il").write_text(elaborated)
+            (work / "asic.il").write_text(netlist.elaborated()[0])
             result = _run(config, found, work, progress, round(time.monotonic() - t0, 1))
         except SynthError as error:
             raise _fail(work, key, error) from None
@@ -216,7 +203,7 @@ def run_asic(config, *, tools: str | None = None, progress: Progress | None = No
             raise
         entry = cache.store_dir(key)
         result.update(tools=tool_info, created=_now(), material=material, cache_key=key,
-                      netlist_digest=netlist,
+                      netlist_digest=netlist.digest,
                       build_dir=str(entry), logs={"yosys": str(entry / "yosys.log")})
         (work / "asic.il").unlink(missing_ok=True)
         (work / "memories.txt").unlink(missing_ok=True)

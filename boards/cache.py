@@ -43,8 +43,8 @@ from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["DEFAULT_PART", "NETLIST_MODULES", "cache_dir", "source_digest", "netlist_digest",
-           "remembered_digest", "entry_key", "lookup", "store_dir", "iter_results", "cached_fmax",
-           "locked", "discard", "raise_known_misfit"]
+           "remembered_digest", "Netlist", "entry_key", "lookup", "store_dir", "iter_results",
+           "cached_fmax", "locked", "discard", "raise_known_misfit"]
 
 #: The part whose Fmax the driver's reports quote by default.
 DEFAULT_PART = "LFE5U-85F-6BG381C"
@@ -130,6 +130,38 @@ def remembered_digest(material: Mapping, compute) -> str:
     tmp.write_text(digest + "\n")
     os.replace(tmp, path)
     return digest
+
+
+class Netlist:
+    """A config's netlist for one flow: its digest (the cache key's part), remembered
+    per source version, and the elaborated text, made at most once.
+
+    ``elaborate()`` returns ``(rtlil_text, extra)``; ``extra`` is whatever else the
+    flow wants from the elaboration. :meth:`elaborated` gives both, and fails when the
+    text no longer has the remembered digest (sources edited during the run).
+    """
+
+    def __init__(self, material: Mapping, elaborate):
+        self._elaborate = elaborate
+        self._made = None
+        self._checked = False
+        self.digest = remembered_digest(material, self._fresh_digest)
+
+    def _fresh_digest(self) -> str:
+        self._made = self._elaborate()
+        self._checked = True        # the digest is this text's
+        return netlist_digest(self._made[0])
+
+    def elaborated(self) -> tuple:
+        if self._made is None:
+            self._made = self._elaborate()
+        if not self._checked and netlist_digest(self._made[0]) != self.digest:
+            from .runner import SynthError
+            raise SynthError("tool-failed", "the elaborated netlist differs from the one "
+                             "remembered for these sources (edited during the run?); "
+                             f"remove {cache_dir() / 'netlists'} and run again")
+        self._checked = True
+        return self._made
 
 
 def entry_key(material: Mapping) -> str:

@@ -331,20 +331,14 @@ def nextpnr_args(part: Part, target: float, seed: int) -> list[str]:
 def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
     tool_info = _tool_info(found)
     t0 = time.monotonic()
-    elaborated = overhead = None
-
-    def elaborate():
-        nonlocal elaborated, overhead
-        elaborated, overhead = _elaborate(config, part, dsp)
-        return cache.netlist_digest(elaborated)
-
     # The key names the netlist, not the Python sources: elaborating is needed once
     # per source version to learn its digest (remembered by the cache).
-    netlist = cache.remembered_digest(_digest_material(config, part, dsp), elaborate)
+    netlist = cache.Netlist(_digest_material(config, part, dsp),
+                            lambda: _elaborate(config, part, dsp))
     scripts = hashlib.sha256((synth_script(part, OOC_TOP, dsp=dsp) + "\0"
                               + " ".join(nextpnr_args(part, target, seed))).encode()
                              ).hexdigest()[:16]
-    material = {"flow": "ooc", "config_hash": config.config_hash, "netlist": netlist,
+    material = {"flow": "ooc", "config_hash": config.config_hash, "netlist": netlist.digest,
                 "scripts": scripts, "device": part.code, "target_mhz": target, "seed": seed,
                 "dsp": dsp, "tools": tool_info}
     key = cache.entry_key(material)
@@ -364,12 +358,7 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
         (root / ".work").mkdir(exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=root / ".work"))
         try:
-            if elaborated is None:
-                elaborate()
-            if cache.netlist_digest(elaborated) != netlist:
-                raise SynthError("tool-failed", "the elaborated netlist differs from the one "
-                                 f"remembered for these sources (edited during the run?); "
-                                 f"remove {cache.cache_dir() / 'netlists'} and run again")
+            elaborated, overhead = netlist.elaborated()
             (work / "ooc.il").write_text(elaborated)
             result = _run_ooc(config, part, target, found, seed, dsp, work, progress,
                               keep_files, round(time.monotonic() - t0, 1), overhead)
@@ -380,7 +369,7 @@ def _cached_run(config, part, target, found, seed, dsp, progress, use_cache, kee
             raise
         entry = cache.store_dir(key)
         result.update(material=material, cache_key=key, build_dir=str(entry),
-                      netlist_digest=netlist,
+                      netlist_digest=netlist.digest,
                       logs={k: str(entry / v) for k, v in result["logs"].items()})
         (work / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         cache.discard(entry)

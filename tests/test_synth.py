@@ -315,6 +315,28 @@ def test_netlist_digest_ignores_source_locations_only():
         text.replace('attribute \\src "hdl/gemm.py:12"', 'attribute \\keep 1'))
 
 
+def test_netlist_elaborates_once_and_refuses_a_changed_netlist(tmp_path, monkeypatch):
+    from accelgen.boards.runner import SynthError
+    monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
+    texts = ["module \\a\nend\n"]
+    calls = []
+
+    def elaborate():
+        calls.append(1)
+        return texts[-1], "extra"
+
+    first = cache.Netlist({"x": 1}, elaborate)         # digest unknown: elaborates
+    assert first.digest == cache.netlist_digest(texts[0])
+    assert first.elaborated() == (texts[0], "extra") and len(calls) == 1
+    again = cache.Netlist({"x": 1}, elaborate)         # digest remembered: no elaboration
+    assert again.digest == first.digest and len(calls) == 1
+    assert again.elaborated() == (texts[0], "extra") and len(calls) == 2
+    texts.append("module \\b\nend\n")                 # the sources changed under it
+    stale = cache.Netlist({"x": 1}, elaborate)
+    with pytest.raises(SynthError, match="differs from the one remembered"):
+        stale.elaborated()
+
+
 def test_remembered_digest_computes_once_per_source_version(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELGEN_CACHE", str(tmp_path))
     calls = []
