@@ -3,8 +3,10 @@
 * Writes: the address and data channels are accepted together (both valid), the
   response follows the next cycle. Writes to ``RW`` registers honour WSTRB (with the
   map's ``rw_fields_only``, only their fields' bits are stored; the rest read 0);
-  ``WO`` registers produce a one-cycle strobe with the written value.
-* Reads: one cycle from AR to R. Reading a counter's ``_LO`` word latches its
+  ``WO`` registers produce a one-cycle strobe, and hold the written value for that
+  cycle only (0 otherwise), so a bit of a ``WO`` register is itself a pulse register.
+* Reads: two cycles from AR to R (the register mux is pipelined); the values are
+  those of the AR handshake cycle. Reading a counter's ``_LO`` word latches its
   ``_HI`` word so a 64-bit value is read coherently.
 * Unmapped addresses, and writes to read-only registers, answer SLVERR; reads of
   write-only registers return zero with OKAY.
@@ -49,12 +51,16 @@ class AXI4LiteCSR(wiring.Component):
     rw_<NAME> : Out(32)
         Current value of each ``RW`` register.
     wo_<NAME>, wo_<NAME>_stb : Out(32), Out(1)
-        Value and one-cycle strobe of each ``WO`` register write.
+        Value and strobe of each ``WO`` register write, for one cycle; the value is 0
+        in every other cycle, so each bit is a one-cycle pulse straight from a register.
     ro_<NAME> : In(32)
         Value of each non-constant ``RO`` register (except counter words).
     cnt_<NAME> : In(64)
         Value of each 64-bit counter (the ``_LO``/``_HI`` pair).
     """
+
+    #: words per first-stage read group (2**GROUP_BITS)
+    GROUP_BITS = 3
 
     def __init__(self, regmap: RegisterMap):
         if not isinstance(regmap, RegisterMap):
@@ -78,6 +84,19 @@ class AXI4LiteCSR(wiring.Component):
     def regmap(self) -> RegisterMap:
         return self._map
 
+    def _read_value(self, r, hi_latch):
+        """What reading register ``r`` returns."""
+        if r.access == "RW":
+            return getattr(self, f"rw_{r.name}")
+        if r.access == "WO":
+            return 0
+        if r.const:
+            return r.reset
+        if r.name in self._counter_words:
+            cname, half = r.name.rsplit("_", 1)
+            return hi_latch[cname] if half == "HI" else getattr(self, f"cnt_{cname}")[:32]
+        return getattr(self, f"ro_{r.name}")
+
     def elaborate(self, platform):
         m = Module()
         bus = self.bus
@@ -86,7 +105,8 @@ class AXI4LiteCSR(wiring.Component):
         # -- write channel ---------------------------------------------------------------
         for r in rmap.registers:
             if r.access == "WO":
-                m.d.sync += getattr(self, f"wo_{r.name}_stb").eq(0)
+                m.d.sync += [getattr(self, f"wo_{r.name}").eq(0),
+                             getattr(self, f"wo_{r.name}_stb").eq(0)]
         accept_w = Signal()
         m.d.comb += [
             accept_w.eq(bus.awvalid & bus.wvalid & ~bus.bvalid),
@@ -124,33 +144,49 @@ class AXI4LiteCSR(wiring.Component):
                                          getattr(self, f"wo_{r.name}_stb").eq(1)]
 
         # -- read channel ----------------------------------------------------------------
+        # Two stages, so no path runs from the address through the whole register mux:
+        # at the AR handshake every group of GROUP words is muxed by the word's low
+        # address bits into a register (they load every cycle; the handshake cycle's
+        # values are the ones used), with the high bits and the "mapped" flag; the cycle
+        # after, the group register named by the high bits becomes RDATA and RVALID rises.
+        words = {r.offset >> 2: r for r in rmap.registers}
+        lo_bits = min(self.GROUP_BITS, rmap.addr_width - 2)
+        groups = sorted({w >> lo_bits for w in words})
+        idx = bus.araddr[2:]
+        group_q = {g: Signal(32, name=f"rd_group{g}") for g in groups}
+        hi_q = Signal(max(1, rmap.addr_width - 2 - lo_bits))
+        mapped_q = Signal()
+        pending = Signal()
         hi_latch = {c: Signal(32, name=f"hi_latch_{c}") for c in rmap.counters}
-        m.d.comb += bus.arready.eq(~bus.rvalid)
+        accept_r = Signal()
+        m.d.comb += [bus.arready.eq(~bus.rvalid & ~pending),
+                     accept_r.eq(bus.arvalid & bus.arready)]
+        m.d.sync += [hi_q.eq(idx[lo_bits:]), mapped_q.eq(0), pending.eq(accept_r)]
+        with m.Switch(idx):
+            for w in words:
+                with m.Case(w):
+                    m.d.sync += mapped_q.eq(1)
+        for g in groups:
+            m.d.sync += group_q[g].eq(0)
+            with m.Switch(idx[:lo_bits]):
+                for w, r in words.items():
+                    if w >> lo_bits != g:
+                        continue
+                    with m.Case(w & ((1 << lo_bits) - 1)):
+                        m.d.sync += group_q[g].eq(self._read_value(r, hi_latch))
+        # reading a counter's _LO word latches its _HI word, for a coherent 64-bit read
+        for c in rmap.counters:
+            with m.If(accept_r & (idx == rmap.offset(f"{c}_LO") >> 2)):
+                m.d.sync += hi_latch[c].eq(getattr(self, f"cnt_{c}")[32:])
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
-        with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [bus.rvalid.eq(1), bus.rresp.eq(RESP_SLVERR), bus.rdata.eq(0)]
-            with m.Switch(bus.araddr[2:]):
-                for r in rmap.registers:
-                    with m.Case(r.offset >> 2):
-                        m.d.sync += bus.rresp.eq(RESP_OKAY)
-                        if r.access == "RW":
-                            value = getattr(self, f"rw_{r.name}")
-                        elif r.access == "WO":
-                            value = 0
-                        elif r.const:
-                            value = r.reset
-                        elif r.name in self._counter_words:
-                            cname, half = r.name.rsplit("_", 1)
-                            cnt = getattr(self, f"cnt_{cname}")
-                            if half == "LO":
-                                value = cnt[:32]
-                                m.d.sync += hi_latch[cname].eq(cnt[32:])
-                            else:
-                                value = hi_latch[cname]
-                        else:
-                            value = getattr(self, f"ro_{r.name}")
-                        m.d.sync += bus.rdata.eq(value)
+        with m.If(pending):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(0),
+                         bus.rresp.eq(Mux(mapped_q, RESP_OKAY, RESP_SLVERR))]
+            with m.Switch(hi_q):
+                for g in groups:
+                    with m.Case(g):
+                        m.d.sync += bus.rdata.eq(group_q[g])
         return m
 
 

@@ -277,6 +277,18 @@ class GemmCore(wiring.Component):
             # their values of the next cycle, and "the operands are in" kept in a register:
             # compared with the loader's next-cycle counts (off the issue path)
             a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Signal()
+            # the words the next fold can need, kept in registers so that "the operands are
+            # in" is four compares of registers, picked by the fold order's branch:
+            # a_need + groups (next row), a_blk + groups (next column), a_blk + groups * (P
+            # + 1) (next block), b_need + steps; gP = groups * P
+            a_need_row = Signal(cnt_bits); a_blk_g1 = Signal(cnt_bits)
+            a_blk_gP1 = Signal(cnt_bits); b_need_row = Signal(cnt_bits); gP = Signal(cnt_bits)
+            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Signal(name=f"ok_{n}") for n in
+                                                     ("hold", "row", "blk", "col", "d"))
+            # ni - 2, ni - 1 - P, nj - 2 and steps - 2 (negative: never equal to an index),
+            # so the "at last" flags of the next index are compares without an add
+            ni_m2 = Signal(DIM_BITS + 1); ni_m1_mP = Signal(DIM_BITS + 2)
+            nj_m2 = Signal(DIM_BITS + 1); steps_m2 = Signal(DIM_BITS + 1); steps_two = Signal()
             a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
             c_base = Signal(c_aw + 1)
             gap = Signal(8)
@@ -295,6 +307,7 @@ class GemmCore(wiring.Component):
                 gap_ok.eq(gap_ok_r),
                 data_ok.eq(data_ok_r),
                 a_need_d.eq(a_need), b_need_d.eq(b_need),
+                ok_d.eq(ok_hold),
                 go.eq(running & waiting & gap_ok & data_ok),
                 seq_stall.eq(running & waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
@@ -325,27 +338,34 @@ class GemmCore(wiring.Component):
                         # fold order: blocks of P tile rows; within a block j, then the row
                         with m.If(~t_last):
                             m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
-                                         i_at_last.eq(i_idx + 1 == ni_m1),
-                                         a_base.eq(a_base + groups)]
-                            m.d.comb += a_need_d.eq(a_need + groups)
+                                         i_at_last.eq(i_idx == ni_m2),
+                                         a_base.eq(a_base + groups),
+                                         a_need_row.eq(a_need_row + groups)]
+                            m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
                         with m.Elif(j_at_last):
                             m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
                                          ib.eq(ib + P), i_idx.eq(ib + P),
-                                         i_at_last.eq(ib + P == ni_m1),
-                                         a_blk.eq(a_blk + groups * P),
-                                         a_base.eq(a_blk + groups * P), b_base.eq(0)]
-                            m.d.comb += [a_need_d.eq(a_blk + groups * (P + 1)),
-                                         b_need_d.eq(steps)]
+                                         i_at_last.eq(ib == ni_m1_mP),
+                                         a_blk.eq(a_blk + gP),
+                                         a_base.eq(a_blk + gP), b_base.eq(0),
+                                         a_need_row.eq(a_blk_gP1 + groups),
+                                         a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(a_blk_gP1 + gP),
+                                         b_need_row.eq(steps + steps)]
+                            m.d.comb += [a_need_d.eq(a_blk_gP1), b_need_d.eq(steps),
+                                         ok_d.eq(ok_blk)]
                         with m.Else():
                             m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
-                                         j_at_last.eq(j_idx + 1 == nj_m1),
+                                         j_at_last.eq(j_idx == nj_m2),
                                          i_idx.eq(ib), i_at_last.eq(ib == ni_m1),
-                                         a_base.eq(a_blk), b_base.eq(b_base + steps)]
-                            m.d.comb += [a_need_d.eq(a_blk + groups),
-                                         b_need_d.eq(b_need + steps)]
+                                         a_base.eq(a_blk), b_base.eq(b_base + steps),
+                                         a_need_row.eq(a_blk_g1 + groups),
+                                         b_need_row.eq(b_need_row + steps)]
+                            m.d.comb += [a_need_d.eq(a_blk_g1), b_need_d.eq(b_need_row),
+                                         ok_d.eq(ok_col)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
-                                 kk_at_last.eq(k_cur + 1 == steps_m1), b_ptr.eq(cur_b + 1)]
+                                 kk_at_last.eq(Mux(stepping, kk == steps_m2, steps_two)),
+                                 b_ptr.eq(cur_b + 1)]
                     if sp_n == 1:
                         m.d.sync += a_ptr.eq(cur_a + 1)
                     else:
@@ -359,9 +379,12 @@ class GemmCore(wiring.Component):
             # (the loader's published counts of the next cycle are its own counts of this one)
             gate_d = Const(1) if cfg.double_buffer else \
                 ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
-            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d),
-                         data_ok_r.eq((loader.a_count_next >= a_need_d)
-                                      & (loader.b_count_next >= b_need_d) & gate_d)]
+            a_n, b_n = loader.a_count_next, loader.b_count_next
+            m.d.comb += [ok_hold.eq((a_n >= a_need) & (b_n >= b_need)),
+                         ok_row.eq((a_n >= a_need_row) & (b_n >= b_need)),
+                         ok_blk.eq((a_n >= a_blk_gP1) & (b_n >= steps)),
+                         ok_col.eq((a_n >= a_blk_g1) & (b_n >= b_need_row))]
+            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d), data_ok_r.eq(ok_d & gate_d)]
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
@@ -369,6 +392,11 @@ class GemmCore(wiring.Component):
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
                              data_ok_r.eq(0),   # no word of this job is in yet
+                             a_need_row.eq(groups * 2), a_blk_g1.eq(groups),
+                             a_blk_gP1.eq(groups * (P + 1)), b_need_row.eq(steps * 2),
+                             gP.eq(groups * P),
+                             ni_m2.eq(ni_m1 - 1), ni_m1_mP.eq(ni_m1 - P), nj_m2.eq(nj_m1 - 1),
+                             steps_m2.eq(steps_m1 - 1), steps_two.eq(steps_m1 == 1),
                              c_base.eq(0), gap.eq(255), gap_ok_r.eq(1), waiting.eq(1),
                              stepping.eq(0),
                              seq_done.eq(0)]
@@ -501,6 +529,7 @@ class GemmCore(wiring.Component):
         out_i = Signal(DIM_BITS); out_ib = Signal(DIM_BITS); out_t = Signal(range(max(2, P_os)))
         out_blk = Signal(DIM_BITS + 8)      # out_ib * R
         out_abs = Signal(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
+        row_ok_r = Signal()                 # out_abs < M, kept in a register likewise
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
@@ -511,7 +540,7 @@ class GemmCore(wiring.Component):
         # level + inflight of the output FIFO: rows in it or on their way, kept in one count
         held = Signal(range(OUT_FIFO_DEPTH + 1))
         m.d.comb += [
-            row_ok.eq((out_abs < M) if os_ else 1),
+            row_ok.eq(row_ok_r if os_ else 1),
             ready_row.eq((row_in & out_gate) | flushing),
             credit_ok.eq(held < OUT_FIFO_DEPTH),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
@@ -533,17 +562,22 @@ class GemmCore(wiring.Component):
                     m.d.sync += out_r.eq(0)
                     with m.If((out_t != P_os - 1) & (out_i != ni_m1)):
                         m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
-                                     out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R)]
+                                     out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R),
+                                     row_ok_r.eq(out_ibase + R < M)]
                     with m.Elif(out_j == nj_m1):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
                                      out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
                                      out_ibase.eq(out_blk + P_os * R),
-                                     out_abs.eq(out_blk + P_os * R)]
+                                     out_abs.eq(out_blk + P_os * R),
+                                     row_ok_r.eq(out_blk + P_os * R < M)]
                     with m.Else():
                         m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
-                                     out_ibase.eq(out_blk), out_abs.eq(out_blk)]
+                                     out_ibase.eq(out_blk), out_abs.eq(out_blk),
+                                     row_ok_r.eq(out_blk < M)]
                 with m.Else():
-                    m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1)]
+                    # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
+                    m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
+                                 row_ok_r.eq(out_abs < m_m1)]
         with m.If(out_issue):
             m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1)]
             with m.If(out_sent == out_rows_m1):
@@ -766,7 +800,7 @@ class GemmCore(wiring.Component):
                     m.d.comb += loader.start.eq(1)
                     m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                                  out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
-                                 out_abs.eq(0),
+                                 out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
                                  out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0)]
                     seq_reset()
                     m.next = "RUN"

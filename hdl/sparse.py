@@ -461,8 +461,8 @@ class SparseTop(wiring.Component):
         start_bit, reset_bit = ctrl.field("START").lsb, ctrl.field("SOFT_RESET").lsb
         status = self._regmap["STATUS"]
         m.d.comb += [
-            soft_reset.eq(csr.wo_CTRL_stb & csr.wo_CTRL[reset_bit]),
-            core.start.eq(csr.wo_CTRL_stb & csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
+            soft_reset.eq(csr.wo_CTRL[reset_bit]),     # a register: see AXI4LiteCSR
+            core.start.eq(csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
             core.rows.eq(csr.rw_ROWS), core.cols.eq(csr.rw_COLS),
             core.entries.eq(csr.rw_ENTRIES),
             csr.ro_STATUS.eq(core.busy << status.field("BUSY").lsb

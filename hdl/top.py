@@ -60,8 +60,8 @@ class GemmTop(wiring.Component):
         start_bit, reset_bit = ctrl.field("START").lsb, ctrl.field("SOFT_RESET").lsb
         status = self._regmap["STATUS"]
         m.d.comb += [
-            soft_reset.eq(csr.wo_CTRL_stb & csr.wo_CTRL[reset_bit]),
-            core.start.eq(csr.wo_CTRL_stb & csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
+            soft_reset.eq(csr.wo_CTRL[reset_bit]),     # a register: see AXI4LiteCSR
+            core.start.eq(csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
             core.m.eq(csr.rw_M), core.k.eq(csr.rw_K), core.n.eq(csr.rw_N),
             core.mode.eq(csr.rw_MODE), core.rq_mult.eq(csr.rw_RQ_MULT),
             core.rq_shift.eq(csr.rw_RQ_SHIFT),
