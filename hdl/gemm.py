@@ -530,6 +530,7 @@ class GemmCore(wiring.Component):
         out_blk = Signal(DIM_BITS + 8)      # out_ib * R
         out_abs = Signal(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
         row_ok_r = Signal()                 # out_abs < M, kept in a register likewise
+        out_i_last = Signal(); out_j_last = Signal()    # out_i == ni_m1, out_j == nj_m1, too
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
@@ -560,20 +561,23 @@ class GemmCore(wiring.Component):
                 with m.If(out_r == R - 1):
                     # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
-                    with m.If((out_t != P_os - 1) & (out_i != ni_m1)):
+                    with m.If((out_t != P_os - 1) & ~out_i_last):
                         m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
                                      out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R),
-                                     row_ok_r.eq(out_ibase + R < M)]
-                    with m.Elif(out_j == nj_m1):
+                                     row_ok_r.eq(out_ibase + R < M),
+                                     out_i_last.eq(out_i == ni_m2)]
+                    with m.Elif(out_j_last):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
                                      out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
                                      out_ibase.eq(out_blk + P_os * R),
                                      out_abs.eq(out_blk + P_os * R),
-                                     row_ok_r.eq(out_blk + P_os * R < M)]
+                                     row_ok_r.eq(out_blk + P_os * R < M),
+                                     out_j_last.eq(nj_m1 == 0), out_i_last.eq(out_ib == ni_m1_mP)]
                     with m.Else():
                         m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
                                      out_ibase.eq(out_blk), out_abs.eq(out_blk),
-                                     row_ok_r.eq(out_blk < M)]
+                                     row_ok_r.eq(out_blk < M),
+                                     out_j_last.eq(out_j == nj_m2), out_i_last.eq(out_ib == ni_m1)]
                 with m.Else():
                     # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
                     m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
@@ -801,6 +805,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                                  out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
                                  out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
+                                 out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
                                  out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0)]
                     seq_reset()
                     m.next = "RUN"

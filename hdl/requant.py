@@ -82,13 +82,17 @@ class Requantizer(wiring.Component):
         L, A, D = self._lanes, self._acc, self.LATENCY
         P = A + 17                 # product bits (signed A x unsigned 16, with headroom)
         width = P + 1              # product + 2**(shift-1) for shift <= P
+        # only the valid, last and enable flags take a reset: the data registers are
+        # read only under their valid flag, and a soft reset (ResetInserter skips
+        # reset-less signals) would otherwise fan out to every one of them
         v = [Signal(name=f"v{i}") for i in range(D)]
         last = [Signal(name=f"last{i}") for i in range(D)]
-        raw = [Signal(L * A, name=f"raw{i}") for i in range(D)]
+        raw = [Signal(L * A, name=f"raw{i}", reset_less=True) for i in range(D)]
         en = [Signal(name=f"en{i}") for i in range(D)]
-        shift = [Signal(6, name=f"shift{i}") for i in range(D)]
-        relu = [Signal(name=f"relu{i}") for i in range(D)]
-        big = [Signal(name=f"big{i}") for i in range(D)]      # shift > P: the result is 0
+        shift = [Signal(6, name=f"shift{i}", reset_less=True) for i in range(D)]
+        relu = [Signal(name=f"relu{i}", reset_less=True) for i in range(D)]
+        big = [Signal(name=f"big{i}", reset_less=True)   # shift > P: the result is 0
+               for i in range(D)]
         m.d.sync += [v[0].eq(self.i_valid), last[0].eq(self.i_last),
                      raw[0].eq(self.i_data.as_value()), en[0].eq(self.enable),
                      shift[0].eq(self.shift), relu[0].eq(self.relu), big[0].eq(self.shift > P)]
@@ -97,9 +101,9 @@ class Requantizer(wiring.Component):
                          en[i].eq(en[i - 1]), shift[i].eq(shift[i - 1]), relu[i].eq(relu[i - 1]),
                          big[i].eq(big[i - 1])]
         # 2**(shift-1) (0 for shift 0), registered beside the sum of the products
-        half = Signal(width)
+        half = Signal(width, reset_less=True)
         m.d.sync += half.eq((Const(1, width + 1) << shift[1])[1:])
-        out8 = Signal(L * 8)
+        out8 = Signal(L * 8, reset_less=True)
         n_slices = -(-A // 16)
         mult_shape = unsigned(16)
         for lane in range(L):
@@ -111,28 +115,28 @@ class Requantizer(wiring.Component):
                 lo, hi = 16 * k, min(A, 16 * (k + 1))
                 sl = x[lo:hi]
                 sl = sl.as_signed() if k == n_slices - 1 else sl
-                p = Signal(signed(hi - lo + 17 + 1), name=f"part{lane}_{k}")
+                p = Signal(signed(hi - lo + 17 + 1), name=f"part{lane}_{k}", reset_less=True)
                 mul = registered_multiplier(platform, sl.shape(), mult_shape, p.shape())
                 if mul is not None:
                     m.submodules[f"mul{lane}_{k}"] = mul
                     m.d.comb += [mul.a.eq(sl), mul.b.eq(self.mult), mul.a_en.eq(1),
                                  mul.b_en.eq(1), p.eq(mul.p)]
                 else:
-                    sl_r = Signal(sl.shape(), name=f"slice{lane}_{k}")
-                    mult_r = Signal(mult_shape, name=f"mult{lane}_{k}")
+                    sl_r = Signal(sl.shape(), name=f"slice{lane}_{k}", reset_less=True)
+                    mult_r = Signal(mult_shape, name=f"mult{lane}_{k}", reset_less=True)
                     m.d.sync += [sl_r.eq(sl), mult_r.eq(self.mult), p.eq(sl_r * mult_r)]
                 parts.append((p, lo))
             # stage 3: sum of the partial products
-            prod = Signal(signed(width), name=f"prod{lane}")
+            prod = Signal(signed(width), name=f"prod{lane}", reset_less=True)
             total = parts[0][0]
             for p, lo in parts[1:]:
                 total = total + (p << lo)
             m.d.sync += prod.eq(total)
             # stage 4: add 2**(shift-1) (round half up)
-            rnd = Signal(signed(width), name=f"rnd{lane}")
+            rnd = Signal(signed(width), name=f"rnd{lane}", reset_less=True)
             m.d.sync += rnd.eq(prod + half)
             # stage 5: arithmetic shift (0 past the product's width)
-            shifted = Signal(signed(width), name=f"shifted{lane}")
+            shifted = Signal(signed(width), name=f"shifted{lane}", reset_less=True)
             m.d.sync += shifted.eq(Mux(big[3], 0, rnd >> shift[3]))
             # stage 6: saturate (and ReLU): in range when the bits above bit 7 all equal
             # the sign (a reduction, not a wide compare)
