@@ -21,7 +21,7 @@ hooks' names and contracts.
 
 from __future__ import annotations
 
-from amaranth import Cat, Instance, Module, ResetSignal, ClockSignal, Shape, Signal, signed, \
+from amaranth import Cat, Instance, Module, ClockSignal, Shape, Signal, signed, \
     unsigned
 from amaranth.lib import data, wiring
 from amaranth.utils import bits_for
@@ -83,7 +83,9 @@ class ECP5Multiplier(wiring.Component):
             i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
             i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
             i_CE0=self.a_en, i_CE1=self.b_en, i_CE2=1, i_CE3=1,
-            i_RST0=ResetSignal(), i_RST1=0, i_RST2=0, i_RST3=0,
+            # no reset: the registers hold operands and products that the PE reads under
+            # its valid flags, so a soft reset need not reach every DSP block
+            i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
             **ports)
         return m
 

@@ -30,11 +30,12 @@ from .pe import (OSProcessingElement, WSProcessingElement, OSControl, WSControl,
 __all__ = ["SystolicArray"]
 
 
-def _delay(m, sig, n, name):
-    """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``)."""
+def _delay(m, sig, n, name, *, reset_less=False):
+    """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``). Data (not control)
+    delays are ``reset_less``: a soft reset need not reach them."""
     cur = sig
     for i in range(n):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
+        nxt = Signal(sig.shape(), name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += nxt.eq(cur)
         cur = nxt
     return cur
@@ -121,9 +122,9 @@ class SystolicArray(wiring.Component):
         R, C = self._rows, self._cols
 
         # Input skew: row r of `a` (with its control) and column c of `b` delayed r / c cycles.
-        a_skew = [_delay(m, self.a.data[r], r, f"a_skew{r}") for r in range(R)]
+        a_skew = [_delay(m, self.a.data[r], r, f"a_skew{r}", reset_less=True) for r in range(R)]
         ctl_skew = [_delay(m, self.a.ctl, r, f"ctl_skew{r}") for r in range(R)]
-        b_skew = [_delay(m, self.b.data[c], c, f"b_skew{c}") for c in range(C)]
+        b_skew = [_delay(m, self.b.data[c], c, f"b_skew{c}", reset_less=True) for c in range(C)]
 
         if self._dataflow == "os":
             self._elaborate_os(m, a_skew, ctl_skew, b_skew)
@@ -145,39 +146,47 @@ class SystolicArray(wiring.Component):
                 m.d.comb += p.b_in.eq(b_skew[c] if r == 0 else pe[r - 1][c].b_out)
 
         # Drain: row r of the results is complete `latency - 1 + r` cycles after the last
-        # step; read it through a per-column row multiplexer, one row per cycle.
+        # step; read it through a per-column row multiplexer, one row per cycle. The row
+        # select is a register set a cycle ahead (from the start flag's previous stage),
+        # one copy per column: each copy steps from its own value, so synthesis keeps them
+        # apart and no single net fans out to every column's multiplexer.
         last = Signal()
         m.d.comb += last.eq(self.a.ctl.valid & self.a.ctl.last)
-        start = _delay(m, last, self.latency - 1, "drain_start")
-        start_tag = _delay(m, self.tag, self.latency - 1, "drain_tag")
+        start_pre = _delay(m, last, self.latency - 2, "drain_start")
+        start = Signal(name="drain_start")
+        m.d.sync += start.eq(start_pre)
+        start_tag = _delay(m, self.tag, self.latency - 1, "drain_tag", reset_less=True)
         active = Signal()
-        row_cnt = Signal(range(R))
-        tag_hold = Signal.like(self.tag)
-        sel = Signal(range(R))
+        tag_hold = Signal(self.tag.shape(), reset_less=True)
         cur_tag = Signal.like(self.tag)
-        m.d.comb += [sel.eq(row_cnt), cur_tag.eq(tag_hold)]
+        sel = [Signal(range(R), name=f"drain_sel{c}") for c in range(C)]
+        o_data = Signal(self.o_data.shape(), reset_less=True)
+        o_tag = Signal(self.o_tag.shape(), reset_less=True)
+        m.d.comb += [self.o_data.eq(o_data), self.o_tag.eq(o_tag), cur_tag.eq(tag_hold)]
         with m.If(start):
-            m.d.comb += [sel.eq(0), cur_tag.eq(start_tag)]
+            m.d.comb += cur_tag.eq(start_tag)
+        for c in range(C):
+            with m.If(start_pre):
+                m.d.sync += sel[c].eq(0)
+            with m.Elif((start | active) & (sel[c] != R - 1)):
+                m.d.sync += sel[c].eq(sel[c] + 1)
         m.d.sync += self.o_valid.eq(start | active)
         with m.If(start | active):
-            m.d.sync += [self.o_row.eq(sel), self.o_tag.eq(cur_tag)]
+            m.d.sync += [self.o_row.eq(sel[0]), o_tag.eq(cur_tag)]
             for c in range(C):
                 col = Array(pe[r][c].result for r in range(R))
-                m.d.sync += self.o_data[c].eq(col[sel])
+                m.d.sync += o_data[c].eq(col[sel[c]])
             with m.If(start):
                 m.d.sync += tag_hold.eq(start_tag)
             if R == 1:
                 m.d.sync += active.eq(0)
             else:
-                with m.If(sel == R - 1):
-                    m.d.sync += active.eq(0)
-                with m.Else():
-                    m.d.sync += [active.eq(1), row_cnt.eq(sel + 1)]
+                m.d.sync += active.eq(sel[0] != R - 1)
 
     def _elaborate_ws(self, m, a_skew, ctl_skew, b_skew):
         R, C = self._rows, self._cols
         load_skew = [_delay(m, self.b.load, c, f"load_skew{c}") for c in range(C)]
-        row_skew = [_delay(m, self.b.row, c, f"wrow_skew{c}") for c in range(C)]
+        row_skew = [_delay(m, self.b.row, c, f"wrow_skew{c}", reset_less=True) for c in range(C)]
         pe = [[WSProcessingElement(self._a_shape, self._b_shape, self._acc_bits, r, self._row_bits)
                for c in range(C)] for r in range(R)]
         for r in range(R):
@@ -195,13 +204,17 @@ class SystolicArray(wiring.Component):
                     m.d.comb += [p.w_in.eq(up.w_out), p.wload_in.eq(up.wload_out),
                                  p.wtag_in.eq(up.wtag_out), p.psum_in.eq(up.psum_out)]
         # De-skew: column c leaves the bottom c cycles after column 0; delay it C-1-c more.
-        cols = [_delay(m, pe[R - 1][c].psum_out, C - 1 - c, f"deskew{c}") for c in range(C)]
+        cols = [_delay(m, pe[R - 1][c].psum_out, C - 1 - c, f"deskew{c}", reset_less=True)
+                for c in range(C)]
         valid = Signal()
         m.d.comb += valid.eq(self.a.ctl.valid)
         # Bottom row visible `R + 2 + c` cycles after the step, de-skewed at `R + C + 1`;
         # one more register to the outputs.
         v_d = _delay(m, valid, self.latency - 1, "res_valid")
-        t_d = _delay(m, self.tag, self.latency - 1, "res_tag")
-        m.d.sync += [self.o_valid.eq(v_d), self.o_tag.eq(t_d), self.o_row.eq(0)]
+        t_d = _delay(m, self.tag, self.latency - 1, "res_tag", reset_less=True)
+        o_data = Signal(self.o_data.shape(), reset_less=True)
+        o_tag = Signal(self.o_tag.shape(), reset_less=True)
+        m.d.comb += [self.o_data.eq(o_data), self.o_tag.eq(o_tag)]
+        m.d.sync += [self.o_valid.eq(v_d), o_tag.eq(t_d), self.o_row.eq(0)]
         for c in range(C):
-            m.d.sync += self.o_data[c].eq(cols[c])
+            m.d.sync += o_data[c].eq(cols[c])

@@ -290,14 +290,16 @@ class GemmConfig(ConfigBase):
         """Cycles of a job's setup (states SETUP0 to CHECK): from the cycle after START
         is accepted to the cycle the operand loader starts.
 
-        6 with parallel setup products. With ``serial_setup``, 3 plus ``bits + 1`` per
+        8 with parallel setup products (SETUP0 to SETUP6, then CHECK: two levels of
+        products, each through a multiplier with operand and product registers and a
+        fabric register, three cycles). With ``serial_setup``, 3 plus ``bits + 1`` per
         product: 16-bit multipliers for ``M*N``, the word and fold counts and the MAC
         count (6 products in OS, 5 in WS), 17-bit ones for each ceiling division by a
         tile side that is not a power of two (``ceil(M/R)`` in OS or ``ceil(K/R)`` in
         WS, and ``ceil(N/C)``).
         """
         if not self.serial_setup:
-            return 6
+            return 8
         pow2 = [d & (d - 1) == 0 for d in (self.rows, self.cols)]
         divisions = pow2.count(False)
         products = 6 if self.dataflow == "os" else 5

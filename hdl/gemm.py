@@ -51,9 +51,10 @@ from .loader import Loader
 from .gearbox import Packer
 from .ram import PipelinedRAM
 from .requant import Requantizer
+from .pe import registered_multiplier
 from .regs import GEMM_ERRORS
 
-__all__ = ["GemmCore", "ERR"]
+__all__ = ["GemmCore", "ERR", "SETUP_PRODUCTS", "SETUP_PRODUCT_LATENCY"]
 
 ERR = {e.name: e.code for e in GEMM_ERRORS}
 
@@ -102,6 +103,41 @@ def _mul_const(x, c: int):
     for t in terms:
         total = total + t
     return total
+
+
+#: Cycles from the operands of a setup product to the product: the multiplier's operand
+#: and product registers (a DSP block's, where the platform has one), then a fabric register.
+SETUP_PRODUCT_LATENCY = 3
+
+#: The parallel setup's products of two job values, per dataflow (each one multiplier).
+SETUP_PRODUCTS = {"os": ("mn", "n_a", "nij", "out_rows", "n_b", "macs_lo", "macs_hi"),
+                  "ws": ("mn", "n_a", "nij", "out_rows", "macs_lo", "macs_hi")}
+
+
+def Job(*args, **kwargs):
+    """A register that takes no reset (see ``GemmCore.elaborate``)."""
+    return Signal(*args, reset_less=True, **kwargs)
+
+
+def _setup_product(m, platform, name, a, b):
+    """``a * b`` (unsigned) through :data:`SETUP_PRODUCT_LATENCY` registers: the platform's
+    registered multiplier (see :func:`.pe.registered_multiplier`) or, without one, operand
+    and product registers in the fabric. A job's setup reads it that many cycles after
+    writing ``a`` and ``b``; no path runs through the multiplier in one cycle."""
+    a_shape, b_shape = unsigned(len(a)), unsigned(len(b))
+    p_shape = unsigned(len(a) + len(b))
+    prod = Signal(p_shape, name=f"{name}_prod", reset_less=True)
+    p = Signal(p_shape, name=f"{name}_p", reset_less=True)
+    mul = registered_multiplier(platform, a_shape, b_shape, p_shape)
+    if mul is None:
+        a_r = Signal(a_shape, name=f"{name}_a", reset_less=True)
+        b_r = Signal(b_shape, name=f"{name}_b", reset_less=True)
+        m.d.sync += [a_r.eq(a), b_r.eq(b), prod.eq(a_r * b_r)]
+    else:
+        m.submodules[f"mul_{name}"] = mul
+        m.d.comb += [mul.a.eq(a), mul.b.eq(b), mul.a_en.eq(1), mul.b_en.eq(1), prod.eq(mul.p)]
+    m.d.sync += p.eq(prod)
+    return p
 
 
 class GemmCore(wiring.Component):
@@ -178,34 +214,35 @@ class GemmCore(wiring.Component):
                                                       latency=ACC_READ_LATENCY)
 
         # -- job registers and setup ---------------------------------------------------
-        M = Signal(DIM_BITS); K = Signal(DIM_BITS); N = Signal(DIM_BITS)
+        # Job values, and the sequencer's and output engine's positions, are written in
+        # setup or at CHECK before anything reads them: they take no reset, so that a soft
+        # reset fans out only to the control flags (``Job`` is a reset-less Signal).
+        M = Job(DIM_BITS); K = Job(DIM_BITS); N = Job(DIM_BITS)
         sp_n, sp_m = cfg.nm
         P_os = BLOCK_ROWS[sp_n != sp_m]
-        groups = Signal(DIM_BITS)        # OS: A words per tile (K, or ceil(K/M) groups)
-        steps = Signal(DIM_BITS)         # OS: array steps per fold (K, or groups * N)
-        mode = Signal(4); mult = Signal(16); shift = Signal(6)
+        groups = Job(DIM_BITS)        # OS: A words per tile (K, or ceil(K/M) groups)
+        steps = Job(DIM_BITS)         # OS: array steps per fold (K, or groups * N)
+        mode = Job(4); mult = Job(16); shift = Job(6)
         mode_acc, mode_rq, mode_relu, mode_noout = mode[0], mode[1], mode[2], mode[3]
         # Without a requantization unit a REQUANT job fails at CHECK and never reaches the
         # output engine: a constant there lets synthesis drop the unit's multipliers.
         rq_asked = mode[1]
         if not cfg.requant:
             mode_rq = Const(0)
-        ni = Signal(DIM_BITS); nj = Signal(DIM_BITS); nk = Signal(DIM_BITS)
-        n_a = Signal(wide_bits); n_b = Signal(wide_bits); n_c = Signal(wide_bits)
-        mn = Signal(32); macs_job = Signal(48); nij = Signal(32); out_rows = Signal(32)
-        n_folds = Signal(32); n_a1 = Signal(cnt_bits)
+        ni = Job(DIM_BITS); nj = Job(DIM_BITS); nk = Job(DIM_BITS)
+        n_a = Job(wide_bits); n_b = Job(wide_bits); n_c = Job(wide_bits)
+        macs_job = Job(48); n_a1 = Job(cnt_bits)
         # setup pipeline: the adds of the ceil divisions, then the divisions, then products
-        y_m = Signal(DIM_BITS + 1); y_n = Signal(DIM_BITS + 1); y_kr = Signal(DIM_BITS + 1)
-        y_kg = Signal(DIM_BITS + 1)
-        macs_lo = Signal(40); macs_hi = Signal(40); kred = Signal(DIM_BITS)
+        y_m = Job(DIM_BITS + 1); y_n = Job(DIM_BITS + 1); y_kr = Job(DIM_BITS + 1)
+        y_kg = Job(DIM_BITS + 1)
         # values the sequencer and output engine compare against, registered per job
-        ni_m1 = Signal(DIM_BITS); nj_m1 = Signal(DIM_BITS); nk_m1 = Signal(DIM_BITS)
-        steps_m1 = Signal(DIM_BITS); gap_min = Signal(8); out_rows_m1 = Signal(cnt_bits)
-        steps_one = Signal()             # steps == 1
-        # CHECK's conditions, registered in SETUP4
-        bad_dim = Signal(); a_ovf = Signal(); b_ovf = Signal(); c_ovf = Signal()
-        unsupported = Signal()
-        n_folds_m1 = Signal(cnt_bits); fold_last = Signal(DIM_BITS + 1); m_m1 = Signal(DIM_BITS)
+        ni_m1 = Job(DIM_BITS); nj_m1 = Job(DIM_BITS); nk_m1 = Job(DIM_BITS)
+        steps_m1 = Job(DIM_BITS); gap_min = Job(8); out_rows_m1 = Job(cnt_bits)
+        steps_one = Job()             # steps == 1
+        # CHECK's conditions, registered in SETUP5 and SETUP6
+        bad_dim = Job(); a_ovf = Job(); b_ovf = Job(); c_ovf = Job()
+        unsupported = Job()
+        n_folds_m1 = Job(cnt_bits); fold_last = Job(DIM_BITS + 1); m_m1 = Job(DIM_BITS)
 
         m.submodules.loader = loader = Loader(
             stream_bits=cfg.stream_bits, a_word_bits=cfg.a_word_bits, b_word_bits=cfg.b_word_bits,
@@ -251,8 +288,8 @@ class GemmCore(wiring.Component):
         any_issue = Signal()
         # Operands leave the scratchpads one cycle after the address and are registered
         # once more (block RAM output register); control and tag are delayed to match.
-        ctl_q = Signal.like(step_ctl); tag_q = Signal.like(step_tag)
-        load_q = Signal(); row_q = Signal.like(step_row)
+        ctl_q = Signal.like(step_ctl); tag_q = Signal(step_tag.shape(), reset_less=True)
+        load_q = Signal(); row_q = Signal(step_row.shape(), reset_less=True)
         m.d.sync += [ctl_q.eq(step_ctl), tag_q.eq(step_tag), load_q.eq(step_load),
                      row_q.eq(step_row),
                      array.a.ctl.eq(ctl_q), array.tag.eq(tag_q), array.b.load.eq(load_q),
@@ -266,39 +303,39 @@ class GemmCore(wiring.Component):
             S = array.min_fold_cycles
             P = P_os
             # fold position: block of P tile rows starting at ib, row tt in it, column j
-            ib = Signal(DIM_BITS); tt = Signal(range(max(2, P))); j_idx = Signal(DIM_BITS)
-            i_idx = Signal(DIM_BITS)
+            ib = Job(DIM_BITS); tt = Job(range(max(2, P))); j_idx = Job(DIM_BITS)
+            i_idx = Job(DIM_BITS)
             # step position in the fold: step kk, slot ss of the group
-            kk = Signal(DIM_BITS); ss = Signal(range(max(2, sp_n)))
+            kk = Job(DIM_BITS); ss = Job(range(max(2, sp_n)))
             # scratchpad bases of the fold (a_blk: of the block), the words it needs, and the
             # address pointers of the step in progress
-            a_base = Signal(cnt_bits); a_blk = Signal(cnt_bits); b_base = Signal(cnt_bits)
-            a_need = Signal(cnt_bits); b_need = Signal(cnt_bits)
+            a_base = Job(cnt_bits); a_blk = Job(cnt_bits); b_base = Job(cnt_bits)
+            a_need = Job(cnt_bits); b_need = Job(cnt_bits)
             # their values of the next cycle, and "the operands are in" kept in a register:
             # compared with the loader's next-cycle counts (off the issue path)
-            a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Signal()
+            a_need_d = Job(cnt_bits); b_need_d = Job(cnt_bits); data_ok_r = Job()
             # the words the next fold can need, kept in registers so that "the operands are
             # in" is four compares of registers, picked by the fold order's branch:
             # a_need + groups (next row), a_blk + groups (next column), a_blk + groups * (P
             # + 1) (next block), b_need + steps; gP = groups * P
-            a_need_row = Signal(cnt_bits); a_blk_g1 = Signal(cnt_bits)
-            a_blk_gP1 = Signal(cnt_bits); b_need_row = Signal(cnt_bits); gP = Signal(cnt_bits)
-            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Signal(name=f"ok_{n}") for n in
+            a_need_row = Job(cnt_bits); a_blk_g1 = Job(cnt_bits)
+            a_blk_gP1 = Job(cnt_bits); b_need_row = Job(cnt_bits); gP = Job(cnt_bits)
+            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Job(name=f"ok_{n}") for n in
                                                      ("hold", "row", "blk", "col", "d"))
             # ni - 2, ni - 1 - P, nj - 2 and steps - 2 (negative: never equal to an index),
             # so the "at last" flags of the next index are compares without an add
-            ni_m2 = Signal(DIM_BITS + 1); ni_m1_mP = Signal(DIM_BITS + 2)
-            nj_m2 = Signal(DIM_BITS + 1); steps_m2 = Signal(DIM_BITS + 1); steps_two = Signal()
-            a_ptr = Signal(cnt_bits); b_ptr = Signal(cnt_bits)
-            c_base = Signal(c_aw + 1)
-            gap = Signal(8)
-            gap_ok_r = Signal()      # gap >= gap_min, kept in a register (off the issue path)
+            ni_m2 = Job(DIM_BITS + 1); ni_m1_mP = Job(DIM_BITS + 2)
+            nj_m2 = Job(DIM_BITS + 1); steps_m2 = Job(DIM_BITS + 1); steps_two = Job()
+            a_ptr = Job(cnt_bits); b_ptr = Job(cnt_bits)
+            c_base = Job(c_aw + 1)
+            gap = Job(8)
+            gap_ok_r = Job()      # gap >= gap_min, kept in a register (off the issue path)
             # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
-            i_at_last = Signal(); j_at_last = Signal(); kk_at_last = Signal()
+            i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
             waiting = Signal(); stepping = Signal()
-            gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
-            k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
-            cur_b = Signal(cnt_bits)
+            gap_ok = Job(); data_ok = Job(); go = Job(); issuing = Job()
+            k_cur = Job(DIM_BITS); s_cur = Job(ss.shape()); cur_a = Job(cnt_bits)
+            cur_b = Job(cnt_bits)
             last_fold = Signal(); t_last = Signal(); is_last = Signal()
             # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
             # of M k, the N steps of a group reading the same A word.
@@ -403,16 +440,16 @@ class GemmCore(wiring.Component):
             seq_abort_sigs = [waiting, stepping]
         else:
             S = max(array.min_fold_cycles, WS_MIN_FOLD)
-            jt = Signal(DIM_BITS); kt = Signal(DIM_BITS); f_idx = Signal(cnt_bits)
-            a_base = Signal(cnt_bits); c_base = Signal(c_aw + 1); wb_base = Signal(cnt_bits)
-            a_need = Signal(cnt_bits); wb_need = Signal(cnt_bits)
-            a_ptr = Signal(cnt_bits); wb_ptr = Signal(cnt_bits); c_ptr = Signal(c_aw + 1)
-            t = Signal(DIM_BITS + 1)
+            jt = Job(DIM_BITS); kt = Job(DIM_BITS); f_idx = Job(cnt_bits)
+            a_base = Job(cnt_bits); c_base = Job(c_aw + 1); wb_base = Job(cnt_bits)
+            a_need = Job(cnt_bits); wb_need = Job(cnt_bits)
+            a_ptr = Job(cnt_bits); wb_ptr = Job(cnt_bits); c_ptr = Job(c_aw + 1)
+            t = Job(DIM_BITS + 1)
             preloading = Signal(); waiting = Signal(); in_fold = Signal()
-            pre_ok = Signal(); data_ok = Signal(); go = Signal()
-            t_cur = Signal(DIM_BITS + 1)
-            cur_a = Signal(cnt_bits); cur_wb = Signal(cnt_bits); cur_c = Signal(c_aw + 1)
-            has_next = Signal(); last_fold = Signal(); a_step = Signal(); w_step = Signal()
+            pre_ok = Job(); data_ok = Job(); go = Job()
+            t_cur = Job(DIM_BITS + 1)
+            cur_a = Job(cnt_bits); cur_wb = Job(cnt_bits); cur_c = Job(c_aw + 1)
+            has_next = Job(); last_fold = Job(); a_step = Job(); w_step = Job()
             m.d.comb += [
                 has_next.eq(f_idx != n_folds_m1),
                 last_fold.eq(~has_next),
@@ -429,7 +466,7 @@ class GemmCore(wiring.Component):
                 w_step.eq((t_cur < R) & has_next),
             ]
             # weight preload of fold 0
-            pre_r = Signal(range(max(2, R)))
+            pre_r = Job(range(max(2, R)))
             with m.If(running & preloading & pre_ok):
                 m.d.comb += [any_issue.eq(1), b_spad.r_addr[0].eq(pre_r), step_load.eq(1),
                              step_row.eq(pre_r)]
@@ -479,11 +516,14 @@ class GemmCore(wiring.Component):
         # row delayed alongside) -> registered sum -> memory write. The same row is
         # rewritten at least WS_MIN_FOLD cycles later (folds are at least that long), after
         # this write has landed.
+        # Only the valid flags and the finished-row flags they qualify take a reset; rows,
+        # addresses and tags are data read under them (no soft-reset fanout to them).
         acc_row = data.ArrayLayout(signed(cfg.acc_bits), C)
-        w_valid = Signal(); w_addr = Signal(c_aw); w_acc = Signal(); w_final = Signal()
-        w_end = Signal(); w_row = Signal(row_bits)
-        s_valid = Signal(); s_addr = Signal(c_aw); s_final = Signal(); s_end = Signal()
-        s_sum = Signal(row_bits)
+        w_valid = Signal(); w_addr = Signal(c_aw, reset_less=True)
+        w_acc = Signal(reset_less=True); w_final = Signal(reset_less=True)
+        w_end = Signal(reset_less=True); w_row = Signal(row_bits, reset_less=True)
+        s_valid = Signal(); s_addr = Signal(c_aw, reset_less=True); s_final = Signal()
+        s_end = Signal(); s_sum = Signal(row_bits, reset_less=True)
         final_count = Signal(c_aw + 1)     # finished rows (their last write done)
         o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
         m.d.sync += [
@@ -495,7 +535,8 @@ class GemmCore(wiring.Component):
         # the row and its tag, delayed by the memory's read latency
         y_valid, y_addr, y_acc, y_final, y_end, y_row = w_valid, w_addr, w_acc, w_final, w_end, w_row
         for stage in range(ACC_READ_LATENCY):
-            nxt = [Signal.like(sig, name=f"{name}_d{stage + 1}") for sig, name in
+            nxt = [Signal(sig.shape(), name=f"{name}_d{stage + 1}", reset_less=sig is not y_valid)
+                   for sig, name in
                    zip((y_valid, y_addr, y_acc, y_final, y_end, y_row),
                        ("y_valid", "y_addr", "y_acc", "y_final", "y_end", "y_row"))]
             m.d.sync += [n.eq(o) for n, o in zip(nxt, (y_valid, y_addr, y_acc, y_final, y_end,
@@ -524,13 +565,13 @@ class GemmCore(wiring.Component):
         m.submodules.packer = packer = Packer(cfg.stream_bits, out_formats)
 
         out_active = Signal(); out_started = Signal(); flushing = Signal()
-        out_addr = Signal(c_aw + 1); out_r = Signal(range(max(2, R))); out_j = Signal(DIM_BITS)
-        out_ibase = Signal(DIM_BITS + 8); out_sent = Signal(cnt_bits)
-        out_i = Signal(DIM_BITS); out_ib = Signal(DIM_BITS); out_t = Signal(range(max(2, P_os)))
-        out_blk = Signal(DIM_BITS + 8)      # out_ib * R
-        out_abs = Signal(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
-        row_ok_r = Signal()                 # out_abs < M, kept in a register likewise
-        out_i_last = Signal(); out_j_last = Signal()    # out_i == ni_m1, out_j == nj_m1, too
+        out_addr = Job(c_aw + 1); out_r = Job(range(max(2, R))); out_j = Job(DIM_BITS)
+        out_ibase = Job(DIM_BITS + 8); out_sent = Job(cnt_bits)
+        out_i = Job(DIM_BITS); out_ib = Job(DIM_BITS); out_t = Job(range(max(2, P_os)))
+        out_blk = Job(DIM_BITS + 8)      # out_ib * R
+        out_abs = Job(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
+        row_ok_r = Job()                 # out_abs < M, kept in a register likewise
+        out_i_last = Job(); out_j_last = Job()    # out_i == ni_m1, out_j == nj_m1, too
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
@@ -723,6 +764,28 @@ class GemmCore(wiring.Component):
             return states
 
         emit_serial_setup = serial_setup() if cfg.serial_setup else None
+        if not cfg.serial_setup:
+            # Products of two job values go through pipelined multipliers (operand and
+            # product registers, on a DSP block where the platform has one, then a
+            # fabric register): each is valid SETUP_PRODUCT_LATENCY cycles after its
+            # operands settle, and they run continuously, so a state reads a product
+            # once that many states have passed since its operands were written.
+            built = []
+
+            def product(name, a, b):
+                built.append(name)
+                return _setup_product(m, platform, name, a, b)
+            mn_p = product("mn", M, N)                          # valid in SETUP3
+            if os_:                                             # valid in SETUP5
+                n_a_p, nij_p, rows_p = (product("n_a", ni, groups), product("nij", ni, nj),
+                                        product("out_rows", M, nj))
+                n_b_p = product("n_b", nj, steps)               # valid in SETUP6
+            else:
+                n_a_p, nij_p, rows_p = (product("n_a", nk, M), product("nij", nk, nj),
+                                        product("out_rows", M, nj))
+            macs_lo_p = product("macs_lo", mn_p[:16], steps)      # valid in SETUP6
+            macs_hi_p = product("macs_hi", mn_p[16:], steps)
+            assert tuple(built) == SETUP_PRODUCTS[cfg.dataflow], built
         with m.FSM(name="job"):
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -751,40 +814,43 @@ class GemmCore(wiring.Component):
                         nj.eq(_div_const(y_n, C, DIM_BITS + 1)),
                         nk.eq(_div_const(y_kr, R, DIM_BITS + 1)),
                         groups.eq(_div_const(y_kg, sp_m, DIM_BITS + 1)),
-                        mn.eq(M * N),
                     ]
                     m.next = "SETUP2"
                 with m.State("SETUP2"):
+                    m.d.sync += [steps.eq(_mul_const(groups, sp_n) if os_ else K),
+                                 ni_m1.eq(ni - 1), nj_m1.eq(nj - 1), nk_m1.eq(nk - 1)]
                     if os_:
-                        m.d.sync += [n_a.eq(ni * groups), nij.eq(ni * nj), steps.eq(groups * sp_n)]
-                    else:
-                        m.d.sync += [n_a.eq(nk * M), nij.eq(nk * nj), n_c.eq(nj * M),
-                                     n_folds.eq(nk * nj), steps.eq(K)]
-                    m.d.sync += [out_rows.eq(M * nj), ni_m1.eq(ni - 1), nj_m1.eq(nj - 1),
-                                 nk_m1.eq(nk - 1)]
-                    m.next = "SETUP3"
-                with m.State("SETUP3"):
-                    if os_:
-                        S_os = array.min_fold_cycles
-                        m.d.sync += [n_c.eq(nij * R), n_b.eq(nj * steps),
-                                     n_a1.eq(groups if P_os == 1
-                                             else Mux(ni >= 2, groups * 2, groups)),
-                                     gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
+                        m.d.sync += n_a1.eq(groups if P_os == 1
+                                            else Mux(ni >= 2, groups << 1, groups))
                     else:
                         S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
-                        m.d.sync += [n_b.eq(nij * R), n_a1.eq(n_a),
-                                     fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
-                    m.d.sync += [macs_lo.eq(mn[:16] * steps), macs_hi.eq(mn[16:] * steps),
-                                 steps_m1.eq(steps - 1), steps_one.eq(steps == 1),
-                                 out_rows_m1.eq(out_rows - 1),
-                                 n_folds_m1.eq(n_folds - 1)]
+                        m.d.sync += fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)
+                    m.next = "SETUP3"
+                with m.State("SETUP3"):
+                    m.d.sync += [steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
+                    if os_:
+                        S_os = array.min_fold_cycles
+                        m.d.sync += gap_min.eq(Mux(steps < S_os, S_os - steps, 0))
                     m.next = "SETUP4"
                 with m.State("SETUP4"):
-                    m.d.sync += [macs_job.eq(macs_lo + (macs_hi << 16)),
+                    m.next = "SETUP5"
+                with m.State("SETUP5"):
+                    m.d.sync += [n_a.eq(n_a_p), a_ovf.eq(n_a_p > cfg.a_depth),
+                                 out_rows_m1.eq(rows_p - 1)]
+                    if os_:
+                        m.d.sync += n_c.eq(_mul_const(nij_p, R))
+                    else:
+                        n_b_ws = _mul_const(nij_p, R)
+                        m.d.sync += [n_c.eq(rows_p), n_a1.eq(n_a_p), n_folds_m1.eq(nij_p - 1),
+                                     n_b.eq(n_b_ws), b_ovf.eq(n_b_ws > cfg.b_depth)]
+                    m.next = "SETUP6"
+                with m.State("SETUP6"):
+                    m.d.sync += [macs_job.eq(macs_lo_p + (macs_hi_p << 16)),
                                  bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
-                                 a_ovf.eq(n_a > cfg.a_depth), b_ovf.eq(n_b > cfg.b_depth),
                                  c_ovf.eq(n_c > cfg.acc_depth),
                                  unsupported.eq(rq_asked & (not cfg.requant))]
+                    if os_:
+                        m.d.sync += [n_b.eq(n_b_p), b_ovf.eq(n_b_p > cfg.b_depth)]
                     m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(bad_dim):

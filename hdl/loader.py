@@ -84,8 +84,10 @@ class Loader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         S = self._sb
-        buf = Signal(max(S, max(-(-W // S) * S for W in (self._wa, self._wb))))
-        buf_last = Signal()
+        # beat buffer and write-port registers are data, read under buf_valid / the write
+        # enables: reset-less, so a soft reset does not fan out to them
+        buf = Signal(max(S, max(-(-W // S) * S for W in (self._wa, self._wb))), reset_less=True)
+        buf_last = Signal(reset_less=True)
         buf_valid = Signal()
         sub = Signal(range(max(2, S + 1)))       # word index within the beat (W <= S)
         q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
@@ -96,8 +98,12 @@ class Loader(wiring.Component):
         a_cnt, b_cnt = self.a_count_next, self.b_count_next
         a_we, a_data = Signal(), Signal.like(self.a_data)
         b_we, b_data = Signal(), Signal.like(self.b_data)
-        m.d.sync += [self.a_we.eq(a_we), self.a_addr.eq(a_cnt), self.a_data.eq(a_data),
-                     self.b_we.eq(b_we), self.b_addr.eq(b_cnt), self.b_data.eq(b_data),
+        ports = {}
+        for name in ("a_addr", "a_data", "b_addr", "b_data"):
+            ports[name] = Signal(getattr(self, name).shape(), name=f"{name}_r", reset_less=True)
+            m.d.comb += getattr(self, name).eq(ports[name])
+        m.d.sync += [self.a_we.eq(a_we), ports["a_addr"].eq(a_cnt), ports["a_data"].eq(a_data),
+                     self.b_we.eq(b_we), ports["b_addr"].eq(b_cnt), ports["b_data"].eq(b_data),
                      self.a_count.eq(a_cnt), self.b_count.eq(b_cnt)]
 
         # ``count == last`` of each segment, kept in registers (a wide compare on the

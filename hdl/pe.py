@@ -114,19 +114,27 @@ class OSProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        prod = Signal(product_shape(self._a_shape, self._b_shape))
+        # Only the control registers take a reset. The operand, product, sum and result
+        # registers are read under a valid flag (a fold's first step overwrites the sum),
+        # and a soft reset (ResetInserter skips reset-less signals) would otherwise fan
+        # out to every one of them in every PE.
+        prod = Signal(product_shape(self._a_shape, self._b_shape), reset_less=True)
         ctl_p = Signal(OSControl)
-        acc = Signal(signed(self._acc_bits))
+        acc = Signal(signed(self._acc_bits), reset_less=True)
+        a_reg = Signal(self.a_out.shape(), reset_less=True)
+        b_reg = Signal(self.b_out.shape(), reset_less=True)
+        result = Signal(self.result.shape(), reset_less=True)
+        m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg), self.result.eq(result)]
 
         if self._group == 1:
-            a_val, b_val = self.a_out, self.b_out
+            a_val, b_val = a_reg, b_reg
             a_next, b_next = self.a_in, self.b_in
         else:
-            a_val, b_val = self.a_out[self.b_out.idx], self.b_out.val
+            a_val, b_val = a_reg[b_reg.idx], b_reg.val
             a_next, b_next = self.a_in[self.b_in.idx], self.b_in.val
         m.d.sync += [
-            self.a_out.eq(self.a_in),
-            self.b_out.eq(self.b_in),
+            a_reg.eq(self.a_in),
+            b_reg.eq(self.b_in),
             self.ctl_out.eq(self.ctl_in),
             ctl_p.eq(self.ctl_out),
         ]
@@ -143,7 +151,7 @@ class OSProcessingElement(wiring.Component):
         with m.If(ctl_p.valid):
             m.d.sync += acc.eq(acc_next)
             with m.If(ctl_p.last):
-                m.d.sync += self.result.eq(acc_next)
+                m.d.sync += result.eq(acc_next)
         return m
 
 
@@ -190,20 +198,29 @@ class WSProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w_shadow = Signal(self._b_shape)
-        w_act = Signal(self._b_shape)
-        prod = Signal(product_shape(self._a_shape, self._b_shape))
+        # Only the control registers (ctl, wload) take a reset; operands, weights and
+        # partial sums are read under those flags (weights are loaded before their
+        # fold's swap), so a soft reset need not fan out to them.
+        w_shadow = Signal(self._b_shape, reset_less=True)
+        w_act = Signal(self._b_shape, reset_less=True)
+        prod = Signal(product_shape(self._a_shape, self._b_shape), reset_less=True)
+        a_reg = Signal(self.a_out.shape(), reset_less=True)
+        w_reg = Signal(self.w_out.shape(), reset_less=True)
+        wtag_reg = Signal(self.wtag_out.shape(), reset_less=True)
+        psum = Signal(self.psum_out.shape(), reset_less=True)
+        m.d.comb += [self.a_out.eq(a_reg), self.w_out.eq(w_reg), self.wtag_out.eq(wtag_reg),
+                     self.psum_out.eq(psum)]
         m.d.sync += [
-            self.a_out.eq(self.a_in),
+            a_reg.eq(self.a_in),
             self.ctl_out.eq(self.ctl_in),
-            self.w_out.eq(self.w_in),
+            w_reg.eq(self.w_in),
             self.wload_out.eq(self.wload_in),
-            self.wtag_out.eq(self.wtag_in),
-            self.psum_out.eq(self.psum_in + prod),
+            wtag_reg.eq(self.wtag_in),
+            psum.eq(self.psum_in + prod),
         ]
         mul = registered_multiplier(platform, self._a_shape, self._b_shape, prod.shape())
         if mul is None:
-            m.d.sync += prod.eq(self.a_out * w_act)
+            m.d.sync += prod.eq(a_reg * w_act)
         else:
             # the DSP's operand registers hold what a_out and w_act hold
             m.submodules.mul = mul

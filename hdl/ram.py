@@ -72,11 +72,15 @@ class PipelinedRAM(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # the read registers hold data only: reset-less (no soft-reset fanout to them)
+        layout = data.ArrayLayout(unsigned(self.width), self.read_ports)
+        words = Signal(layout, reset_less=True)
         if self.latency == 2:
-            words = self.r_data
+            m.d.comb += self.r_data.eq(words)
         else:       # the extra fabric register
-            words = Signal(data.ArrayLayout(unsigned(self.width), self.read_ports))
-            m.d.sync += self.r_data.eq(words)
+            out = Signal(layout, reset_less=True)
+            m.d.sync += out.eq(words)
+            m.d.comb += self.r_data.eq(out)
         hook = getattr(platform, "accelgen_memory", None) if self.primitive else None
         impl = hook(self.width, self.depth, self.read_ports) if hook is not None else None
         if impl is not None:

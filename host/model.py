@@ -25,7 +25,7 @@ __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 # Pipeline constants of the RTL (see hdl/gemm.py, hdl/array.py); the pipeline depths that
 # hdl exports are taken from it.
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
-# Setup takes GemmConfig.setup_cycles (SETUP0..SETUP4 and CHECK, or the serial setup's).
+# Setup takes GemmConfig.setup_cycles (SETUP0..SETUP6 and CHECK, or the serial setup's).
 ISSUE_TO_ARRAY = READ_LATENCY          # scratchpad read + its output register
 PE_LATENCY = 3
 WRITEBACK = _WRITEBACK     # writer: row register, accumulator read, sum

@@ -90,7 +90,7 @@ def test_small_fpga_fields_leave_existing_configs_alone():
 
 
 @pytest.mark.parametrize("kwargs, cycles", [
-    ({}, 6),
+    ({}, 8),
     ({"serial_setup": True}, 3 + 6 * 17),                                  # OS, R, C powers of 2
     ({"serial_setup": True, "dataflow": "ws"}, 3 + 5 * 17),
     ({"serial_setup": True, "rows": 3, "cols": 5}, 3 + 6 * 17 + 2 * 18),  # ceil(M/3), ceil(N/5)

@@ -8,6 +8,7 @@ import pytest
 
 from accelgen.hdl import GemmConfig
 from accelgen.hdl.requant import requantize_reference
+from accelgen.hdl.gemm import SETUP_PRODUCTS
 from accelgen.host import Accelerator, Requant, reference_matmul
 from accelgen.host.plan import build_plan
 from accelgen.sim.device import DeviceError
@@ -337,8 +338,10 @@ def test_platform_multiplier_hook_keeps_results_and_cycles(dataflow, sparsity):
     _HookPlatform.used = 0
     hooked = Accelerator(cfg, backend="amaranth", platform=_HookPlatform())
     C, rep = hooked.matmul(A, B)
-    # every PE took the hook, and the requantizer's 16-bit slices of each lane
-    assert _HookPlatform.used == cfg.rows * cfg.cols + cfg.cols * -(-cfg.acc_bits // 16)
+    # every PE took the hook, the requantizer's 16-bit slices of each lane, and the
+    # setup's products
+    assert _HookPlatform.used == (cfg.rows * cfg.cols + cfg.cols * -(-cfg.acc_bits // 16)
+                                  + len(SETUP_PRODUCTS[dataflow]))
     np.testing.assert_array_equal(C, A @ B)
     rq = Requant(77, 9, relu=sparsity != "dense")
     C8, rq_rep = hooked.matmul(A, B, requant=rq)
