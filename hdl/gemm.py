@@ -572,6 +572,13 @@ class GemmCore(wiring.Component):
         out_abs = Job(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
         row_ok_r = Job()                 # out_abs < M, kept in a register likewise
         out_i_last = Job(); out_j_last = Job()    # out_i == ni_m1, out_j == nj_m1, too
+        sent_last = Job()                   # out_sent == out_rows_m1, too
+        out_rows_m2 = Job(cnt_bits + 1)     # out_rows - 2 (negative: never equal to a count)
+        # M - R and M - P_os * R (negative: no row index is below them), so that the next
+        # tile row's or block's "first row is inside M" is a compare of registers
+        m_mR = Job(signed(DIM_BITS + 10)); m_mPR = Job(signed(DIM_BITS + 10))
+        out_blk_n = Job(DIM_BITS + 8)       # out_blk + P_os * R
+        blk_n_ok = Job()                    # out_blk_n < M
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
         out_gate = span_done if not cfg.double_buffer else Const(1)
@@ -605,14 +612,14 @@ class GemmCore(wiring.Component):
                     with m.If((out_t != P_os - 1) & ~out_i_last):
                         m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
                                      out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R),
-                                     row_ok_r.eq(out_ibase + R < M),
+                                     row_ok_r.eq(out_ibase < m_mR),
                                      out_i_last.eq(out_i == ni_m2)]
                     with m.Elif(out_j_last):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
-                                     out_i.eq(out_ib + P_os), out_blk.eq(out_blk + P_os * R),
-                                     out_ibase.eq(out_blk + P_os * R),
-                                     out_abs.eq(out_blk + P_os * R),
-                                     row_ok_r.eq(out_blk + P_os * R < M),
+                                     out_i.eq(out_ib + P_os), out_blk.eq(out_blk_n),
+                                     out_blk_n.eq(out_blk_n + P_os * R),
+                                     out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
+                                     row_ok_r.eq(blk_n_ok), blk_n_ok.eq(out_blk_n < m_mPR),
                                      out_j_last.eq(nj_m1 == 0), out_i_last.eq(out_ib == ni_m1_mP)]
                     with m.Else():
                         m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
@@ -624,10 +631,11 @@ class GemmCore(wiring.Component):
                     m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
                                  row_ok_r.eq(out_abs < m_m1)]
         with m.If(out_issue):
-            m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1)]
-            with m.If(out_sent == out_rows_m1):
+            m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1),
+                         sent_last.eq(out_sent == out_rows_m2)]
+            with m.If(sent_last):
                 m.d.sync += out_active.eq(0)
-        m.d.comb += issued_last.eq(out_issue & (out_sent == out_rows_m1))
+        m.d.comb += issued_last.eq(out_issue & sent_last)
         # memory read (ACC_READ_LATENCY), then the requantizer
         rd_valid = [Signal(name=f"rd_valid{i}") for i in range(ACC_READ_LATENCY)]
         rd_last = [Signal(name=f"rd_last{i}") for i in range(ACC_READ_LATENCY)]
@@ -681,6 +689,16 @@ class GemmCore(wiring.Component):
 
         m.d.comb += self.error_code.eq(err_code)
         m.d.comb += loader.start.eq(0)
+
+        # CHECK's decision and the output engine's per-job compare values, registered in the
+        # last setup state, so that CHECK starts or flushes the loader from flip-flops
+        reject = Signal(); accept = Signal()      # one-cycle pulses, in CHECK
+        m.d.sync += [reject.eq(0), accept.eq(0)]
+
+        def last_setup(bad, a_o, b_o, c_o, uns):
+            rej = bad | a_o | b_o | c_o | uns
+            m.d.sync += [reject.eq(rej), accept.eq(~rej), out_rows_m2.eq(out_rows_m1 - 1),
+                         m_mR.eq(M - R), m_mPR.eq(M - P_os * R)]
 
         def serial_setup():
             # config.serial_setup: one shift-add multiplier for every product of the setup.
@@ -760,6 +778,7 @@ class GemmCore(wiring.Component):
                     else:
                         S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
                         m.d.sync += [n_a1.eq(n_a), fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                    last_setup(bad_dim, a_ovf, b_ovf, c_ovf, unsupported)
                     m.next = "CHECK"
             return states
 
@@ -845,14 +864,18 @@ class GemmCore(wiring.Component):
                                      n_b.eq(n_b_ws), b_ovf.eq(n_b_ws > cfg.b_depth)]
                     m.next = "SETUP6"
                 with m.State("SETUP6"):
+                    bad_now = (M == 0) | (K == 0) | (N == 0)
+                    c_now = n_c > cfg.acc_depth
+                    uns_now = rq_asked & (not cfg.requant)
+                    b_now = (n_b_p > cfg.b_depth) if os_ else b_ovf
                     m.d.sync += [macs_job.eq(macs_lo_p + (macs_hi_p << 16)),
-                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
-                                 c_ovf.eq(n_c > cfg.acc_depth),
-                                 unsupported.eq(rq_asked & (not cfg.requant))]
+                                 bad_dim.eq(bad_now), c_ovf.eq(c_now), unsupported.eq(uns_now)]
                     if os_:
-                        m.d.sync += [n_b.eq(n_b_p), b_ovf.eq(n_b_p > cfg.b_depth)]
+                        m.d.sync += [n_b.eq(n_b_p), b_ovf.eq(b_now)]
+                    last_setup(bad_now, a_ovf, b_now, c_now, uns_now)
                     m.next = "CHECK"
             with m.State("CHECK"):
+                m.d.comb += [loader.flush.eq(reject), loader.start.eq(accept)]
                 with m.If(bad_dim):
                     fail(ERR["BAD_DIM"])
                 with m.Elif(a_ovf):
@@ -863,16 +886,16 @@ class GemmCore(wiring.Component):
                     fail(ERR["C_OVERFLOW"])
                 with m.Elif(unsupported):
                     fail(ERR["UNSUPPORTED"])
-                with m.If(bad_dim | a_ovf | b_ovf | c_ovf | unsupported):
-                    m.d.comb += loader.flush.eq(1)
+                with m.If(reject):
                     finish(False)
                 with m.Else():
-                    m.d.comb += loader.start.eq(1)
                     m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                                  out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
+                                 sent_last.eq(out_rows_m1 == 0),
                                  out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
                                  out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
-                                 out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0)]
+                                 out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
+                                 out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0)]
                     seq_reset()
                     m.next = "RUN"
             with m.State("RUN"):
