@@ -82,7 +82,13 @@ class Packer(wiring.Component):
         with m.Switch(self.fmt):
             for idx, W in enumerate(self._formats):
                 with m.Case(idx):
-                    if W <= S:
+                    if W == S:
+                        # one row per beat: no partial beat to merge into
+                        m.d.comb += self.i_ready.eq(can_emit)
+                        with m.If(self.i_valid & can_emit):
+                            m.d.sync += [self.o_data.eq(self.i_data[:W]),
+                                         self.o_last.eq(self.i_last), self.o_valid.eq(1)]
+                    elif W < S:
                         P = S // W
                         m.d.comb += self.i_ready.eq(can_emit)
                         shifted = Signal(S, name=f"shifted{idx}")

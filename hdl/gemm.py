@@ -116,7 +116,7 @@ SETUP_PRODUCTS = {"os": ("mn", "n_a", "nij", "out_rows", "n_b", "macs_lo", "macs
 
 def Job(*args, **kwargs):
     """A register that takes no reset (see ``GemmCore.elaborate``)."""
-    return Signal(*args, reset_less=True, **kwargs)
+    return Signal(*args, reset_less=True, src_loc_at=1, **kwargs)
 
 
 def _setup_product(m, platform, name, a, b):
@@ -562,6 +562,7 @@ class GemmCore(wiring.Component):
         m.submodules.requant = rq = Requantizer(C, cfg.acc_bits)
         m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=row_bits + 1, depth=OUT_FIFO_DEPTH)
         out_formats = [row_bits, C * 8]
+        sk_valid = Signal(); sk_data = Job(cfg.stream_bits); sk_last = Job()
         m.submodules.packer = packer = Packer(cfg.stream_bits, out_formats)
 
         out_active = Signal(); out_started = Signal(); flushing = Signal()
@@ -654,10 +655,21 @@ class GemmCore(wiring.Component):
             packer.i_valid.eq(fifo.r_rdy), packer.i_data.eq(fifo.r_data[:row_bits]),
             packer.i_last.eq(fifo.r_data[row_bits]),
             fifo.r_en.eq(packer.i_ready),
-            self.m_data.eq(packer.o_data), self.m_last.eq(packer.o_last),
-            self.m_valid.eq(packer.o_valid), packer.o_ready.eq(self.m_ready),
+            # result port: the packer's beat, or the skid register's (below)
+            self.m_data.eq(Mux(sk_valid, sk_data, packer.o_data)),
+            self.m_last.eq(Mux(sk_valid, sk_last, packer.o_last)),
+            self.m_valid.eq(sk_valid | packer.o_valid), packer.o_ready.eq(~sk_valid),
         ]
         m.d.sync += inflight.eq(inflight + out_issue - rq.o_valid)
+        # Skid register: the packer sees a registered ready (no skid beat held), and a beat
+        # it hands over while the port stalls waits here. The port's TREADY then reaches
+        # only these registers, not the packer's and the FIFO's enables. No latency: with
+        # TREADY high the skid register stays empty and beats pass straight through.
+        with m.If(sk_valid):
+            with m.If(self.m_ready):
+                m.d.sync += sk_valid.eq(0)
+        with m.Elif(packer.o_valid & ~self.m_ready):
+            m.d.sync += [sk_valid.eq(1), sk_data.eq(packer.o_data), sk_last.eq(packer.o_last)]
 
         # -- span and counters -----------------------------------------------------------
         with m.If(any_issue & running):
@@ -921,6 +933,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
                 with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
+                          & ~sk_valid
                           & ~Cat(*rd_valid).any()):
                     finish(False)
                 with m.Elif(last_beat):

@@ -90,14 +90,22 @@ class Loader(wiring.Component):
         buf_last = Signal(reset_less=True)
         buf_valid = Signal()
         sub = Signal(range(max(2, S + 1)))       # word index within the beat (W <= S)
+        # ``sub == S // W - 1`` for each word width W <= S, kept in registers so that
+        # TREADY is not behind a compare: ``sub_end[W]``
+        sub_end = {W: Signal(name=f"sub_end_{W}", init=(S // W == 1))
+                   for W in {self._wa, self._wb} if W <= S}
+
+        def sub_zero():
+            m.d.sync += sub.eq(0)
+            m.d.sync += [f.eq(S // W == 1) for W, f in sub_end.items()]
         q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
         discard = Signal()
 
         m.d.sync += [self.err_short.eq(0), self.err_long.eq(0)]
         # the loader's own counts and write ports; the outputs are these, registered
         a_cnt, b_cnt = self.a_count_next, self.b_count_next
-        a_we, a_data = Signal(), Signal.like(self.a_data)
-        b_we, b_data = Signal(), Signal.like(self.b_data)
+        a_we, a_data = Signal(name="a_we_n"), Signal.like(self.a_data, name="a_data_n")
+        b_we, b_data = Signal(name="b_we_n"), Signal.like(self.b_data, name="b_data_n")
         ports = {}
         for name in ("a_addr", "a_data", "b_addr", "b_data"):
             ports[name] = Signal(getattr(self, name).shape(), name=f"{name}_r", reset_less=True)
@@ -129,11 +137,13 @@ class Loader(wiring.Component):
                         for slot in range(P):
                             with m.Case(slot):
                                 m.d.comb += data.eq(buf[slot * W:(slot + 1) * W])
-                    m.d.comb += [we.eq(1), freeing.eq((sub == P - 1) | last_word)]
+                    m.d.comb += [we.eq(1), freeing.eq(sub_end[W] | last_word)]
                     m.d.sync += [count.eq(count + 1), sub.eq(sub + 1)]
+                    m.d.sync += [f.eq(sub == S // W_ - 2) for W_, f in sub_end.items()]
                     stepped(seg, count)
                     with m.If(freeing):
-                        m.d.sync += [buf_valid.eq(0), sub.eq(0)]
+                        m.d.sync += buf_valid.eq(0)
+                        sub_zero()
                         nxt(last_word)
                 # A segment's last beat is not followed in the same cycle by the next
                 # segment's first: the next segment may pack differently.
@@ -168,7 +178,8 @@ class Loader(wiring.Component):
 
         def common():
                 with m.If(self.abort):
-                    m.d.sync += [buf_valid.eq(0), sub.eq(0), q.eq(0)]
+                    m.d.sync += [buf_valid.eq(0), q.eq(0)]
+                    sub_zero()
                     with m.If(self.busy):
                         m.d.sync += [discard.eq(1), hard.eq(1)]
                     m.next = "IDLE"
@@ -178,13 +189,14 @@ class Loader(wiring.Component):
                     m.d.sync += discard.eq(0)
                 with m.If(self.start):
                     m.d.sync += [a_cnt.eq(0), b_cnt.eq(0), self.a_count.eq(0), self.b_count.eq(0),
-                                 buf_valid.eq(0), sub.eq(0),
+                                 buf_valid.eq(0),
                                  q.eq(0), single_a.eq(self.n_a1 == self.n_a),
                                  at_last["a1"].eq(self.n_a1 == 1), at_last["a"].eq(self.n_a == 1),
                                  at_last["b"].eq(self.n_b == 1),
                                  before_last["a1"].eq(self.n_a1 - 2),
                                  before_last["a"].eq(self.n_a - 2),
                                  before_last["b"].eq(self.n_b - 2)]
+                    sub_zero()
                     with m.If(discard & hard):
                         m.next = "DRAIN"
                     with m.Else():

@@ -5,8 +5,8 @@ when ``shift > 0`` (round half up, i.e. towards +inf on ties), arithmetic shift,
 saturation to [-128, 127], then ``max(y, 0)`` when ``relu``. This is the
 per-tensor fixed-point scale of integer-only inference (scale = mult / 2**shift).
 
-Six pipeline stages (operand registers, partial products, their sum, rounding
-add, shift, saturate); with ``enable`` low the row passes through unchanged with
+Eight pipeline stages (operand registers, partial products, their sum, rounding
+add, coarse shift, fine shift, saturation check, saturate); with ``enable`` low the row passes through unchanged with
 the same latency. The first two are a DSP block's input and output registers where
 the platform offers a registered multiplier (``accelgen_multiplier``, see
 :func:`.pe.registered_multiplier`).
@@ -53,7 +53,9 @@ class Requantizer(wiring.Component):
     Pipeline (one register per stage, sized for FPGA DSP blocks and carry chains):
     16-bit slices of the accumulator and the multiplier registered (a DSP block's
     input registers), their products (one DSP multiply each, output register), the
-    sum of the products, the rounding add, the arithmetic shift, saturation.
+    sum of the products, the rounding add, the arithmetic shift in two steps (by the
+    multiple of 8, then by the rest: one 8-way multiplexer level each), the
+    saturation check (a reduction of the bits above the int8), saturation.
 
     The product of an ``acc_bits`` value and the 16-bit multiplier has
     ``P = acc_bits + 17`` bits. Shifts past ``P`` give 0 for every input (the
@@ -62,7 +64,7 @@ class Requantizer(wiring.Component):
     are flagged instead of carried through wider adders.
     """
 
-    LATENCY = 6
+    LATENCY = 8
 
     def __init__(self, lanes, acc_bits):
         self._lanes, self._acc = lanes, acc_bits
@@ -135,17 +137,23 @@ class Requantizer(wiring.Component):
             # stage 4: add 2**(shift-1) (round half up)
             rnd = Signal(signed(width), name=f"rnd{lane}", reset_less=True)
             m.d.sync += rnd.eq(prod + half)
-            # stage 5: arithmetic shift (0 past the product's width)
+            # stages 5-6: arithmetic shift (0 past the product's width), by the multiple
+            # of 8 first, then by the rest
+            coarse = Signal(signed(width), name=f"coarse{lane}", reset_less=True)
+            m.d.sync += coarse.eq(rnd >> Cat(Const(0, 3), shift[3][3:]))
             shifted = Signal(signed(width), name=f"shifted{lane}", reset_less=True)
-            m.d.sync += shifted.eq(Mux(big[3], 0, rnd >> shift[3]))
-            # stage 6: saturate (and ReLU): in range when the bits above bit 7 all equal
-            # the sign (a reduction, not a wide compare)
-            sign = shifted[-1]
+            m.d.sync += shifted.eq(Mux(big[4], 0, coarse >> shift[4][:3]))
+            # stage 7: in range when the bits above bit 7 all equal the sign (a
+            # reduction, not a wide compare)
             upper = shifted[7:]
-            fits = (upper == 0) | (upper == (1 << len(upper)) - 1)
+            fits = Signal(name=f"fits{lane}", reset_less=True)
+            sign = Signal(name=f"sign{lane}", reset_less=True)
+            low8 = Signal(8, name=f"low{lane}", reset_less=True)
+            m.d.sync += [fits.eq(~upper.any() | upper.all()), sign.eq(shifted[-1]),
+                         low8.eq(shifted[:8])]
+            # stage 8: saturate (and ReLU)
             sat = Signal(8, name=f"sat{lane}")
-            m.d.comb += sat.eq(Mux(relu[4] & sign, 0,
-                                   Mux(fits, shifted[:8], Mux(sign, 0x80, 0x7F))))
+            m.d.comb += sat.eq(Mux(relu[6] & sign, 0, Mux(fits, low8, Mux(sign, 0x80, 0x7F))))
             m.d.sync += out8[lane * 8:(lane + 1) * 8].eq(sat)
         m.d.comb += [
             self.o_valid.eq(v[D - 1]), self.o_last.eq(last[D - 1]),
