@@ -72,12 +72,21 @@ class Packer(wiring.Component):
         with m.If(self.o_valid & self.o_ready):
             m.d.sync += self.o_valid.eq(0)
 
+        # data registers are reset-less (read only under their valid flags), so that a
+        # soft reset does not fan out to them
+        o_data = Signal(S, reset_less=True)
+        m.d.comb += self.o_data.eq(o_data)
         pbuf = Signal(S)                    # partially packed beat (W <= S formats)
         p = Signal(range(max(2, S + 1)))
-        rbuf = Signal(max(-(-W // S) * S for W in self._formats))   # row split into beats (W > S)
-        rlast = Signal()
+        rbuf = Signal(max(-(-W // S) * S for W in self._formats),   # row split into beats (W > S)
+                      reset_less=True)
+        rlast = Signal(reset_less=True)
         rvalid = Signal()
         q = Signal(range(max(2, -(-self._max // S) + 1)))
+        # ``q == Q - 1`` for each beats-per-row count Q > 1, kept in registers (the ready
+        # path then starts at flip-flops)
+        q_end = {Q: Signal(name=f"q_end_{Q}")
+                 for Q in {-(-W // S) for W in self._formats if W > S}}
 
         with m.Switch(self.fmt):
             for idx, W in enumerate(self._formats):
@@ -86,7 +95,7 @@ class Packer(wiring.Component):
                         # one row per beat: no partial beat to merge into
                         m.d.comb += self.i_ready.eq(can_emit)
                         with m.If(self.i_valid & can_emit):
-                            m.d.sync += [self.o_data.eq(self.i_data[:W]),
+                            m.d.sync += [o_data.eq(self.i_data[:W]),
                                          self.o_last.eq(self.i_last), self.o_valid.eq(1)]
                     elif W < S:
                         P = S // W
@@ -102,7 +111,7 @@ class Packer(wiring.Component):
                         m.d.comb += merged.eq(pbuf | shifted)
                         with m.If(self.i_valid & can_emit):
                             with m.If((p == P - 1) | self.i_last):
-                                m.d.sync += [self.o_data.eq(merged), self.o_last.eq(self.i_last),
+                                m.d.sync += [o_data.eq(merged), self.o_last.eq(self.i_last),
                                              self.o_valid.eq(1), pbuf.eq(0), p.eq(0)]
                             with m.Else():
                                 m.d.sync += [pbuf.eq(merged), p.eq(p + 1)]
@@ -110,19 +119,21 @@ class Packer(wiring.Component):
                         Q = -(-W // S)
                         releasing = Signal(name=f"releasing{idx}")
                         m.d.comb += [
-                            releasing.eq(rvalid & can_emit & (q == Q - 1)),
+                            releasing.eq(rvalid & can_emit & q_end[Q]),
                             self.i_ready.eq(~rvalid | releasing),
                         ]
                         with m.If(rvalid & can_emit):
                             with m.Switch(q):
                                 for beat in range(Q):
                                     with m.Case(beat):
-                                        m.d.sync += self.o_data.eq(rbuf[beat * S:(beat + 1) * S])
+                                        m.d.sync += o_data.eq(rbuf[beat * S:(beat + 1) * S])
                             m.d.sync += [self.o_valid.eq(1),
-                                         self.o_last.eq(rlast & (q == Q - 1)),
+                                         self.o_last.eq(rlast & q_end[Q]),
                                          q.eq(q + 1)]
-                            with m.If(q == Q - 1):
+                            m.d.sync += [f.eq(q == Q_ - 2) for Q_, f in q_end.items()]
+                            with m.If(q_end[Q]):
                                 m.d.sync += [rvalid.eq(0), q.eq(0)]
+                                m.d.sync += [f.eq(0) for f in q_end.values()]
                         with m.If(self.i_valid & self.i_ready):
                             m.d.sync += [rbuf.eq(self.i_data[:W]), rlast.eq(self.i_last),
                                          rvalid.eq(1)]

@@ -304,6 +304,8 @@ class GemmCore(wiring.Component):
             P = P_os
             # fold position: block of P tile rows starting at ib, row tt in it, column j
             ib = Job(DIM_BITS); tt = Job(range(max(2, P))); j_idx = Job(DIM_BITS)
+            # ib + P and a_blk + gP, kept in registers (no adder behind the block branch)
+            ib_n = Job(DIM_BITS); a_blk_n = Job(cnt_bits)
             i_idx = Job(DIM_BITS)
             # step position in the fold: step kk, slot ss of the group
             kk = Job(DIM_BITS); ss = Job(range(max(2, sp_n)))
@@ -381,10 +383,10 @@ class GemmCore(wiring.Component):
                             m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
                         with m.Elif(j_at_last):
                             m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
-                                         ib.eq(ib + P), i_idx.eq(ib + P),
+                                         ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(ib_n + P),
                                          i_at_last.eq(ib == ni_m1_mP),
-                                         a_blk.eq(a_blk + gP),
-                                         a_base.eq(a_blk + gP), b_base.eq(0),
+                                         a_blk.eq(a_blk_n), a_blk_n.eq(a_blk_n + gP),
+                                         a_base.eq(a_blk_n), b_base.eq(0),
                                          a_need_row.eq(a_blk_gP1 + groups),
                                          a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(a_blk_gP1 + gP),
                                          b_need_row.eq(steps + steps)]
@@ -425,6 +427,7 @@ class GemmCore(wiring.Component):
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
+                             ib_n.eq(P), a_blk_n.eq(groups * P),
                              ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
@@ -579,6 +582,7 @@ class GemmCore(wiring.Component):
         # tile row's or block's "first row is inside M" is a compare of registers
         m_mR = Job(signed(DIM_BITS + 10)); m_mPR = Job(signed(DIM_BITS + 10))
         out_blk_n = Job(DIM_BITS + 8)       # out_blk + P_os * R
+        out_ib_n = Job(DIM_BITS)            # out_ib + P_os
         blk_n_ok = Job()                    # out_blk_n < M
         inflight = Signal(range(OUT_FIFO_DEPTH + 8))
         row_ok = Signal(); ready_row = Signal(); credit_ok = Signal(); out_issue = Signal()
@@ -616,8 +620,9 @@ class GemmCore(wiring.Component):
                                      row_ok_r.eq(out_ibase < m_mR),
                                      out_i_last.eq(out_i == ni_m2)]
                     with m.Elif(out_j_last):
-                        m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib + P_os),
-                                     out_i.eq(out_ib + P_os), out_blk.eq(out_blk_n),
+                        m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
+                                     out_i.eq(out_ib_n), out_ib_n.eq(out_ib_n + P_os),
+                                     out_blk.eq(out_blk_n),
                                      out_blk_n.eq(out_blk_n + P_os * R),
                                      out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
                                      row_ok_r.eq(blk_n_ok), blk_n_ok.eq(out_blk_n < m_mPR),
@@ -907,7 +912,8 @@ class GemmCore(wiring.Component):
                                  out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
                                  out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
                                  out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
-                                 out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0)]
+                                 out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0),
+                                 out_ib_n.eq(P_os)]
                     seq_reset()
                     m.next = "RUN"
             with m.State("RUN"):

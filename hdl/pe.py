@@ -1,7 +1,9 @@
 """Pipelined multiply-accumulate processing elements of the systolic array.
 
 Both PEs register their operands before the multiplier and the product after it
-(the shape of a DSP block with input and output registers), then add. The
+(the shape of a DSP block with input and output registers), register the product
+once more in the fabric (a DSP block's output reaches the logic over long routing,
+so the adder does not take it in the same cycle), then add. The
 operand registers double as the systolic pass-through to the neighbour PEs, so a
 value moves one PE per cycle.
 
@@ -9,7 +11,8 @@ Timing, with ``t`` the cycle an operand is on ``a_in``/``b_in``:
 
 * ``t+1``: operand registers (``a_out``/``b_out`` show them to the neighbours);
 * ``t+2``: product register;
-* ``t+3``: the accumulator (OS) or ``psum_out`` (WS) includes the product.
+* ``t+3``: the product's fabric register;
+* ``t+4``: the accumulator (OS) or ``psum_out`` (WS) includes the product.
 """
 
 from amaranth import Elaboratable, Module, Signal, Mux, signed, unsigned, Shape
@@ -94,7 +97,7 @@ class OSProcessingElement(wiring.Component):
         Final sum of the last completed fold.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, a_shape, b_shape, acc_bits, group=1):
         self._a_shape, self._b_shape = _check_shapes(a_shape, b_shape, acc_bits)
@@ -146,11 +149,15 @@ class OSProcessingElement(wiring.Component):
             m.submodules.mul = mul
             m.d.comb += [mul.a.eq(a_next), mul.b.eq(b_next), mul.a_en.eq(1), mul.b_en.eq(1),
                          prod.eq(mul.p)]
+        # the product's fabric register, and the control delayed alongside
+        prod_f = Signal.like(prod, name="prod_f", reset_less=True)
+        ctl_f = Signal(OSControl)
+        m.d.sync += [prod_f.eq(prod), ctl_f.eq(ctl_p)]
         acc_next = Signal(signed(self._acc_bits))
-        m.d.comb += acc_next.eq(Mux(ctl_p.first, 0, acc) + prod)
-        with m.If(ctl_p.valid):
+        m.d.comb += acc_next.eq(Mux(ctl_f.first, 0, acc) + prod_f)
+        with m.If(ctl_f.valid):
             m.d.sync += acc.eq(acc_next)
-            with m.If(ctl_p.last):
+            with m.If(ctl_f.last):
                 m.d.sync += result.eq(acc_next)
         return m
 
@@ -175,7 +182,7 @@ class WSProcessingElement(wiring.Component):
         Width of the weight row tag.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, a_shape, b_shape, acc_bits, row, tag_bits):
         self._a_shape, self._b_shape = _check_shapes(a_shape, b_shape, acc_bits)
@@ -204,6 +211,8 @@ class WSProcessingElement(wiring.Component):
         w_shadow = Signal(self._b_shape, reset_less=True)
         w_act = Signal(self._b_shape, reset_less=True)
         prod = Signal(product_shape(self._a_shape, self._b_shape), reset_less=True)
+        prod_f = Signal.like(prod, name="prod_f", reset_less=True)   # its fabric register
+        m.d.sync += prod_f.eq(prod)
         a_reg = Signal(self.a_out.shape(), reset_less=True)
         w_reg = Signal(self.w_out.shape(), reset_less=True)
         wtag_reg = Signal(self.wtag_out.shape(), reset_less=True)
@@ -216,7 +225,7 @@ class WSProcessingElement(wiring.Component):
             w_reg.eq(self.w_in),
             self.wload_out.eq(self.wload_in),
             wtag_reg.eq(self.wtag_in),
-            psum.eq(self.psum_in + prod),
+            psum.eq(self.psum_in + prod_f),
         ]
         mul = registered_multiplier(platform, self._a_shape, self._b_shape, prod.shape())
         if mul is None:

@@ -18,6 +18,7 @@ from accelgen.hdl.gemm import ACC_READ_LATENCY, OUT_FIFO_DEPTH, WRITEBACK as _WR
     WS_MIN_FOLD as _WS_MIN_FOLD
 from accelgen.hdl.loader import Loader
 from accelgen.hdl.ram import READ_LATENCY
+from accelgen.hdl.pe import OSProcessingElement, WSProcessingElement
 from accelgen.hdl.requant import Requantizer
 
 __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
@@ -27,7 +28,8 @@ __all__ = ["Prediction", "predict", "scalesim_cycles", "lower_bound_cycles"]
 START_TO_BUSY = 2          # CTRL write handshake -> strobe -> job FSM
 # Setup takes GemmConfig.setup_cycles (SETUP0..SETUP6 and CHECK, or the serial setup's).
 ISSUE_TO_ARRAY = READ_LATENCY          # scratchpad read + its output register
-PE_LATENCY = 3
+PE_LATENCY = OSProcessingElement.LATENCY      # operand, product, fabric product, sum
+assert WSProcessingElement.LATENCY == PE_LATENCY
 WRITEBACK = _WRITEBACK     # writer: row register, accumulator read, sum
 OUT_PIPE = ACC_READ_LATENCY + Requantizer.LATENCY   # accumulator read + requantizer
 FIFO_DEPTH = OUT_FIFO_DEPTH
