@@ -919,7 +919,9 @@ class GemmCore(wiring.Component):
             with m.State("RUN"):
                 with m.If(loader.err_short | loader.err_long):
                     fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
-                    m.d.comb += loader.abort.eq(loader.busy)
+                    # (no loader.abort: the loader raised the error as it left its loading
+                    # states, so it is idle now and discards the rest of a cut-off frame
+                    # itself; keeping its error pulse out of its own enables shortens them)
                     m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0)]
                     for sig in seq_abort_sigs:
                         m.d.sync += sig.eq(0)
