@@ -41,7 +41,8 @@ class Packer(wiring.Component):
     ----------
     stream_bits : int
     formats : list of int
-        Row widths in bits; ``fmt`` selects one (it must not change mid-frame).
+        Row widths in bits; ``fmt`` selects one (it must not change mid-frame, and it
+        is registered: set it a cycle before the frame's first row).
 
     Members
     -------
@@ -88,7 +89,11 @@ class Packer(wiring.Component):
         q_end = {Q: Signal(name=f"q_end_{Q}")
                  for Q in {-(-W // S) for W in self._formats if W > S}}
 
-        with m.Switch(self.fmt):
+        # the format, registered here: it is fixed for a frame, and comes from a job register
+        # far away that would otherwise fan out to this buffer's enables and multiplexers
+        fmt = Signal.like(self.fmt, name="fmt_r")
+        m.d.sync += fmt.eq(self.fmt)
+        with m.Switch(fmt):
             for idx, W in enumerate(self._formats):
                 with m.Case(idx):
                     if W == S:
