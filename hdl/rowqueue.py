@@ -2,16 +2,19 @@
 
 The segmented reduction finishes rows in whichever lanes their last entries sat:
 a beat may complete none, one or all L of them, scattered across the lanes. The
-queue packs them, in lane order, behind the rows already queued, and hands out
-the oldest R rows at once so that an output beat of R rows can be formed in one
-cycle.
+caller compacts them (the k rows of a beat at write positions 0..k-1, in lane
+order: one AND-OR per position, with the selects the reduction registers); the
+queue appends them behind the rows already queued and hands out the oldest R
+rows at once so that an output beat of R rows can be formed in one cycle.
 
-Storage is ``banks`` small memories (a power of two >= max(L, R)), two rows deep
-each; row ``i`` of the queue lives in bank ``i % banks``. A write of k <= L rows
-then touches k distinct banks and a read of R <= banks consecutive rows touches R
-distinct banks, so one write port and one read port per bank suffice: the lanes
-are routed to banks by the prefix count of the flags (a one-hot mux per bank) and
-the banks back to output positions by a rotation.
+Storage is ``banks`` small memories (a power of two >= max(L, R)), ``depth`` rows
+deep each; row ``i`` of the queue lives in bank ``i % banks``. A write of k <= L
+rows then touches k distinct banks and a read of R <= banks consecutive rows
+touches R distinct banks, so one write port and one read port per bank suffice:
+write position ``r`` goes to bank ``(tail + r) % banks`` and the banks come back to
+output positions by the same rotation from ``head``. A bank's write enable is then
+``w_en`` and one bit of the rotated thermometer code of ``w_count``: no prefix
+count between the caller's registers and the memories' write enables.
 """
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
@@ -33,7 +36,7 @@ class CompactionQueue(wiring.Component):
     """Parameters
     ----------
     lanes : int
-        Rows offered per write (L), under a mask.
+        Most rows per write (L).
     row_bits : int
         Width of one row.
     read_rows : int
@@ -46,10 +49,10 @@ class CompactionQueue(wiring.Component):
     clear : In(1)
         Empty the queue.
     w_en : In(1)
-        Append the rows of the lanes set in ``w_mask``, in lane order. The caller
-        guarantees ``level + popcount(w_mask) <= capacity`` (check it against
-        ``level``: a write and a pop in the same cycle are both applied).
-    w_mask : In(lanes)
+        Append rows ``w_rows[0 .. w_count - 1]``, in that order. The caller
+        guarantees ``level + w_count <= capacity`` (check it against ``level``: a
+        write and a pop in the same cycle are both applied).
+    w_count : In(range(lanes + 1))
     w_rows : In(ArrayLayout(unsigned(row_bits), lanes))
     r_rows : Out(ArrayLayout(unsigned(row_bits), read_rows))
         The oldest rows, oldest first (combinational); those past ``level`` are junk.
@@ -73,7 +76,7 @@ class CompactionQueue(wiring.Component):
         self._depth = depth
         super().__init__({
             "clear": In(1),
-            "w_en": In(1), "w_mask": In(lanes),
+            "w_en": In(1), "w_count": In(range(lanes + 1)),
             "w_rows": In(data.ArrayLayout(unsigned(row_bits), lanes)),
             "r_rows": Out(data.ArrayLayout(unsigned(row_bits), read_rows)),
             "r_pop": In(range(read_rows + 1)),
@@ -99,16 +102,10 @@ class CompactionQueue(wiring.Component):
         tail_lo, tail_hi = tail[:nbb], tail[nbb:]
         head_lo, head_hi = head[:nbb], head[nbb:]
 
-        # prefix counts: lane l goes to queue position tail + pos[l]
-        pos = []
-        acc = Signal(range(L + 1), name="pos0")
-        m.d.comb += acc.eq(0)
-        for l in range(L):
-            pos.append(acc)
-            nxt = Signal(range(L + 1), name=f"pos{l + 1}")
-            m.d.comb += nxt.eq(acc + self.w_mask[l])
-            acc = nxt
-        count = acc
+        # write position r (r < w_count) goes to bank (tail + r) % NB
+        therm = Signal(NB)
+        m.d.comb += therm.eq(Cat(*[self.w_count > r for r in range(L)]))
+        count = self.w_count
 
         read_data = []
         for b in range(NB):
@@ -116,18 +113,20 @@ class CompactionQueue(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(domain="comb")
-            sel_any = []
-            wdata = 0
-            for l in range(L):
-                sel = Signal(name=f"sel_b{b}_l{l}")
-                if nbb:
-                    m.d.comb += sel.eq(self.w_mask[l] & ((tail_lo + pos[l])[:nbb] == b))
-                else:
-                    m.d.comb += sel.eq(self.w_mask[l])
-                sel_any.append(sel)
-                wdata = wdata | Mux(sel, self.w_rows[l], 0)
+            # the write position this bank takes: (b - tail) % NB
+            rel = Signal(max(1, nbb), name=f"wpos{b}")
+            if nbb:
+                m.d.comb += rel.eq(b - tail_lo)
+            else:
+                m.d.comb += rel.eq(0)
+            rows = [self.w_rows[r] for r in range(L)] + [0] * (NB - L)
+            wdata = Signal(self._row_bits, name=f"wdata{b}")
+            with m.Switch(rel):
+                for r in range(NB):
+                    with m.Case(r):
+                        m.d.comb += wdata.eq(rows[r])
             m.d.comb += [
-                wp.en.eq(self.w_en & Cat(*sel_any).any()),
+                wp.en.eq(self.w_en & therm.bit_select(rel, 1)),
                 wp.data.eq(wdata),
             ]
             # rows of a write or read that wrapped past the last bank sit one word further

@@ -15,7 +15,7 @@ beat, whatever ``L`` is, so long rows spread over many beats cost nothing extra.
 Arithmetic wraps modulo ``2**acc_bits`` (two's complement), as the accumulators do.
 """
 
-from amaranth import Module, Signal, Mux, signed
+from amaranth import Module, Signal, Mux, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
@@ -53,6 +53,10 @@ class SegmentedReduce(wiring.Component):
     o_count : Out(range(lanes + 1))
         Rows completed by the output beat: the number of lanes set in ``o_last`` (a
         register, so that a consumer's room check starts from flip-flops).
+    o_pick : Out(ArrayLayout(unsigned(lanes), lanes))
+        ``o_pick[r]`` is one-hot: the lane holding the output beat's ``r``-th completed
+        row (zero for ``r >= o_count``), a register, so that a consumer can compact the
+        rows with an AND-OR per position.
     n_valid, n_count : Out(1), Out(range(lanes + 1))
         What ``o_valid`` and ``o_count`` become at the next enabled cycle (from the
         last level's registers), for a consumer that registers its stall decision.
@@ -73,7 +77,8 @@ class SegmentedReduce(wiring.Component):
             "en": In(1), "clear": In(1),
             "i_valid": In(1), "i_value": In(vec), "i_last": In(lanes),
             "o_valid": Out(1), "o_sum": Out(vec), "o_last": Out(lanes),
-            "o_count": Out(range(lanes + 1)), "n_valid": Out(1),
+            "o_count": Out(range(lanes + 1)),
+            "o_pick": Out(data.ArrayLayout(unsigned(lanes), lanes)), "n_valid": Out(1),
             "n_count": Out(range(lanes + 1)), "busy": Out(1),
         })
 
@@ -130,6 +135,14 @@ class SegmentedReduce(wiring.Component):
         with m.If(self.en):
             m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
                          self.o_count.eq(self.n_count)]
+            # lane l holds row number (flags below l) of the beat
+            below = 0
+            for l in range(L):
+                rank = Signal(range(L + 1), name=f"rank{l}")
+                m.d.comb += rank.eq(below)
+                for r in range(l + 1):
+                    m.d.sync += self.o_pick[r][l].eq(cur_last[l] & (rank == r))
+                below = below + cur_last[l]
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(

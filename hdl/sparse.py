@@ -14,12 +14,15 @@ loader (the job FSM)
     Each lane reads the row of X its entry names (replicated: one copy per lane;
     banked: arbitration, conflict stalls).
 multiply
-    P products per lane (one per column of X), extended to the accumulator width.
+    P products per lane (one per column of X), extended to the accumulator width,
+    on a multiplier with registered operands and product (a DSP block's own
+    registers when the platform offers ``accelgen_multiplier``).
 ``SegmentedReduce``
     Row sums across the lanes by the last-in-row flags, with a carry for the row
     left open at the end of a beat; 0..L rows complete per beat, in order.
-``CompactionQueue`` and output packer
-    The completed rows, compacted in order, leave ``rows_per_beat`` per result beat.
+compaction, ``CompactionQueue`` and output packer
+    The completed rows, compacted in order (a registered stage), are queued and
+    leave ``rows_per_beat`` per result beat.
 
 The pipeline after the gather stage never reorders: rows leave in row order. A
 full result queue stops the whole pipeline for a cycle (output stall). Nothing of
@@ -53,18 +56,29 @@ from amaranth import ResetInserter
 
 from .sparse_config import SparseConfig
 from .sparse_regs import SPARSE_ERRORS, sparse_register_map
-from .densebuf import DenseBuffer
+from .densebuf import DenseBuffer, LATENCY as BUFFER_LATENCY
 from .segscan import SegmentedReduce
 from .rowqueue import CompactionQueue
 from .axil import AXI4LiteCSR, axi_top_members, axi_top_domain, connect_axil
 
-__all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE"]
+__all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE",
+           "POST_REDUCE"]
 
 ERR = {e.name: e.code for e in SPARSE_ERRORS}
 
 #: Registered stages between an entry beat's acceptance and the segmented reduction:
-#: gather (S1), buffer read (S2), row select (S3), multiply (S4).
-PIPELINE = ("gather", "read", "select", "multiply")
+#: gather (S1), the dense buffer's read pipeline (S2-S4: block RAM address register,
+#: its output register, the row's group of the word; see :class:`.densebuf.DenseBuffer`),
+#: the multiplier's operand registers (S5, after the last row select) and its product
+#: register (S6).
+PIPELINE = ("gather", "read", "outreg", "select", "operand", "multiply")
+
+#: Registered stages between the segmented reduction and the compaction queue: the
+#: completed rows, compacted to positions 0..k-1 (the queue's write enables and data
+#: then start at registers).
+POST_REDUCE = ("compact",)
+
+assert PIPELINE.index("select") == BUFFER_LATENCY, "the rows of X arrive at the select stage"
 
 #: Rows per bank of the compaction queue. Two left the lanes stalled on output for ~2%
 #: of the cycles on 2-nonzero rows (up to L rows per beat arriving in bursts while the
@@ -83,6 +97,16 @@ def entry_layout(cfg: SparseConfig) -> data.StructLayout:
     """One CSR entry in its slot: value, column index, last-in-row, empty-row (LSB first)."""
     return data.StructLayout({"value": _shape(cfg.a), "col": unsigned(cfg.col_bits),
                               "last": 1, "empty": 1})
+
+
+def _multiplier(platform, a_shape, b_shape, p_shape):
+    """The platform's registered multiplier with a product enable, or ``None``.
+
+    Same hook as :func:`.pe.registered_multiplier`, asked for an output register that
+    holds while ``p_en`` is low (``output_enable=True``): the sparse pipeline stalls.
+    """
+    hook = getattr(platform, "accelgen_multiplier", None)
+    return hook(a_shape, b_shape, p_shape, output_enable=True) if hook is not None else None
 
 
 def _popcount(m, bits, n, name):
@@ -156,6 +180,13 @@ class SparseCore(wiring.Component):
         # -- job registers -------------------------------------------------------------------
         M = Signal(32); N = Signal(32); E = Signal(32)
         x_beats = Signal(33 - wxb); x_idx = Signal(33 - wxb)
+        # From the job registers in SETUP, so that CHECK, LOAD and the entry checks read
+        # flags and short counts: the start checks, the X beats left and whether the
+        # next one is the last, and COLS capped at 2**col_bits (a column index is out
+        # of range when it is at least that).
+        chk_dim = Signal(); chk_over = Signal()
+        x_rem = Signal(range(cfg.x_depth + 1)); x_last = Signal()
+        n_lim = Signal(cfg.col_bits + 1)
         # Counts past CHECK are sized to the limits (a larger job is rejected there).
         remaining = Signal(range(cfg.max_nnz + 1))     # entries not yet accepted
         rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
@@ -186,7 +217,7 @@ class SparseCore(wiring.Component):
                 v_in[l].eq(v_next[l]),
                 last_in[l].eq(ent[l].last & v_in[l]),
                 req_in[l].eq(v_in[l] & ~ent[l].empty),
-                bad_col[l].eq(req_in[l] & (ent[l].col >= N)),
+                bad_col[l].eq(req_in[l] & (ent[l].col >= n_lim)),
             ]
         m.d.comb += last_of_final.eq((fin_lane & Cat(*[ent[l].last for l in range(L)])).any())
         k_in = _popcount(m, last_in, L, "k_in")
@@ -244,48 +275,73 @@ class SparseCore(wiring.Component):
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
-        # -- S2: buffer read; S3: row select; S4: multiply ------------------------------------
-        s2_valid = Signal(); s2_last = Signal(L); s2_zero = Signal(L)
-        s2_value = [Signal(_shape(cfg.a), name=f"s2_value{l}") for l in range(L)]
-        s3_valid = Signal(); s3_last = Signal(L); s3_zero = Signal(L)
-        s3_value = [Signal(_shape(cfg.a), name=f"s3_value{l}") for l in range(L)]
-        s3_x = [Signal(data.ArrayLayout(_shape(cfg.x), P), name=f"s3_x{l}") for l in range(L)]
-        s4_valid = Signal(); s4_last = Signal(L)
-        prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
+        # -- S2..S6: the dense buffer's read (S2-S4), operands (S5), product (S6) ----------
+        # Per-beat flags and the A values travel alongside; data registers are
+        # reset-less (only the valid flags need the soft reset).
+        NS = len(PIPELINE)
+        SEL = PIPELINE.index("select") + 1      # stage number (S1 = gather) of o_x
+        sv = {1: s1_valid}; sl = {1: s1_last}
+        sz, sa = {}, {}
+        for k in range(2, NS + 1):
+            sv[k] = Signal(name=f"s{k}_valid")
+            sl[k] = Signal(L, name=f"s{k}_last")
+        for k in range(2, SEL + 1):
+            sz[k] = Signal(L, name=f"s{k}_zero", reset_less=True)
+            sa[k] = [Signal(_shape(cfg.a), name=f"s{k}_value{l}", reset_less=True)
+                     for l in range(L)]
         with m.If(adv):
-            m.d.sync += [s2_valid.eq(leave), s3_valid.eq(s2_valid), s4_valid.eq(s3_valid),
-                         s3_last.eq(s2_last), s3_zero.eq(s2_zero), s4_last.eq(s3_last)]
+            m.d.sync += sv[2].eq(leave)
             with m.If(leave):
-                m.d.sync += [s2_last.eq(s1_last), s2_zero.eq(~s1_req)]
-                m.d.sync += [s2_value[l].eq(s1_value[l]) for l in range(L)]
-            for l in range(L):
-                m.d.sync += [s3_value[l].eq(s2_value[l]), s3_x[l].eq(db.o_x[l])]
-                for p in range(P):
-                    m.d.sync += prod[l][p].eq(Mux(s3_zero[l], 0, s3_value[l] * s3_x[l][p]))
+                m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
+                m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
+            for k in range(3, NS + 1):
+                m.d.sync += [sv[k].eq(sv[k - 1]), sl[k].eq(sl[k - 1])]
+            for k in range(3, SEL + 1):
+                m.d.sync += sz[k].eq(sz[k - 1])
+                m.d.sync += [sa[k][l].eq(sa[k - 1][l]) for l in range(L)]
 
-        # -- segmented reduction and compaction queue -----------------------------------------
-        m.d.comb += [
-            red.en.eq(adv), red.i_valid.eq(s4_valid), red.i_value.eq(prod),
-            red.i_last.eq(s4_last),
-            q.w_en.eq(red.o_valid & adv), q.w_mask.eq(red.o_last),
-        ]
-        # adv = ~(o_valid & (level + o_count > capacity)): the reduction's output beat
-        # stalls while the queue has no room for its rows. It enables nearly every
-        # register of the pipeline, so it is a register itself, computed from what
-        # o_valid, o_count and the queue level will be in the next cycle (the queue's
-        # own update: rows written, rows popped, cleared).
-        nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
-        nxt_level = Signal(range(q.capacity + L + 1))
-        m.d.comb += [
-            nxt_valid.eq(Mux(adv, red.n_valid, red.o_valid)),
-            nxt_count.eq(Mux(adv, red.n_count, red.o_count)),
-            nxt_level.eq(Mux(q.clear, 0, q.level + Mux(q.w_en, red.o_count, 0) - q.r_pop)),
-        ]
-        m.d.sync += adv.eq(~(nxt_valid & (nxt_level + nxt_count > q.capacity)))
+        prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
+        x_row = data.ArrayLayout(_shape(cfg.x), P)
         for l in range(L):
-            m.d.comb += q.w_rows[l].eq(red.o_sum[l].as_value())
+            # an empty-row placeholder multiplies by zero
+            op_a = Signal(_shape(cfg.a), name=f"op_a{l}")
+            m.d.comb += op_a.eq(Mux(sz[SEL][l], 0, sa[SEL][l]))
+            x_l = data.View(x_row, db.o_x[l])
+            for p in range(P):
+                mul = _multiplier(platform, _shape(cfg.a), _shape(cfg.x), signed(cfg.acc_bits))
+                if mul is not None:
+                    m.submodules[f"mul{l}_{p}"] = mul
+                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(adv),
+                                 mul.b_en.eq(adv), mul.p_en.eq(adv), prod[l][p].eq(mul.p)]
+                else:
+                    reg_a = Signal(_shape(cfg.a), name=f"s5_a{l}_{p}", reset_less=True)
+                    reg_b = Signal(_shape(cfg.x), name=f"s5_x{l}_{p}", reset_less=True)
+                    reg_p = Signal(signed(cfg.acc_bits), name=f"s6_p{l}_{p}", reset_less=True)
+                    with m.If(adv):
+                        m.d.sync += [reg_a.eq(op_a), reg_b.eq(x_l[p]), reg_p.eq(reg_a * reg_b)]
+                    m.d.comb += prod[l][p].eq(reg_p)
+
+        # -- segmented reduction, compaction, compaction queue --------------------------------
+        m.d.comb += [
+            red.en.eq(adv), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
+            red.i_last.eq(sl[NS]),
+        ]
+        # compaction: the k rows a beat completes, at positions 0..k-1 in lane order
+        c_valid = Signal(); c_count = Signal(range(L + 1))
+        c_rows = [Signal(cfg.row_bits, name=f"c_row{r}", reset_less=True) for r in range(L)]
+        with m.If(adv):
+            m.d.sync += [c_valid.eq(red.o_valid), c_count.eq(red.o_count)]
+            for r in range(L):
+                terms = [Mux(red.o_pick[r][l], red.o_sum[l].as_value(), 0)
+                         for l in range(r, L)]
+                while len(terms) > 1:
+                    terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                m.d.sync += c_rows[r].eq(terms[0])
+        m.d.comb += [q.w_en.eq(c_valid & adv), q.w_count.eq(c_count)]
+        m.d.comb += [q.w_rows[r].eq(c_rows[r]) for r in range(L)]
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | red.busy)
+        m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
         # rows_left, and from it k_out (rows in the next beat: min(rows_left, rb)), whether
@@ -298,12 +354,33 @@ class SparseCore(wiring.Component):
             return [rows_left.eq(count), k_out.eq(Mux(count >= rb, rb, count)),
                     out_last.eq(count <= rb), out_more.eq(count != 0)]
 
+        have = Signal()         # the queue holds the next beat's rows
         m.d.comb += [
-            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more
-                    & (padding | (q.level >= k_out))),
-            pop.eq(Mux(padding & (q.level < k_out), q.level, k_out)),
+            have.eq(q.level >= k_out),
+            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more & (padding | have)),
+            pop.eq(Mux(padding & ~have, q.level, k_out)),
             q.r_pop.eq(Mux(emit, pop, 0)),
         ]
+
+        # adv = ~(c_valid & (level + c_count > capacity)): the compacted beat stalls while
+        # the queue has no room for its rows. It enables nearly every register of the
+        # pipeline, so it is a register itself, computed from what c_valid, c_count and
+        # the queue level will be in the next cycle (the queue's own update: rows
+        # written, rows popped, cleared). The sums are formed for both outcomes of
+        # ``emit``, which arrives last, and picked by it.
+        nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
+        wrote = Signal(range(L + 1))
+        both = Signal(range(q.capacity + 2 * L + 1))
+        over_keep = Signal(); over_pop = Signal()
+        m.d.comb += [
+            nxt_valid.eq(Mux(adv, red.o_valid, c_valid)),
+            nxt_count.eq(Mux(adv, red.o_count, c_count)),
+            wrote.eq(Mux(c_valid & adv, c_count, 0)),
+            both.eq(q.level + wrote + nxt_count),
+            over_keep.eq(both > q.capacity),
+            over_pop.eq(both > q.capacity + pop),
+        ]
+        m.d.sync += adv.eq(q.clear | ~(nxt_valid & Mux(emit, over_pop, over_keep)))
         with m.If(self.m_valid & self.m_ready):
             m.d.sync += self.m_valid.eq(0)
         with m.If(emit):
@@ -359,13 +436,18 @@ class SparseCore(wiring.Component):
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E),
-                             rows_todo.eq(M), *count_entries(E), *count_rows(M)]
+                             rows_todo.eq(M), *count_entries(E), *count_rows(M),
+                             chk_dim.eq((M == 0) | (N == 0) | (E == 0) | (E < M)),
+                             chk_over.eq((M > cfg.max_rows) | (N > cfg.max_cols)
+                                         | (E > cfg.max_nnz)),
+                             n_lim.eq(Mux(N[cfg.col_bits:] != 0, 1 << cfg.col_bits,
+                                          N[:cfg.col_bits]))]
                 m.next = "CHECK"
             with m.State("CHECK"):
-                dim_bad = (M == 0) | (N == 0) | (E == 0) | (E < M)
-                over = (M > cfg.max_rows) | (N > cfg.max_cols) | (E > cfg.max_nnz)
-                with m.If(dim_bad | over):
-                    fail(Mux(dim_bad, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
+                # x_beats <= x_depth when the job passes (COLS <= MAX_COLS)
+                m.d.sync += [x_rem.eq(x_beats), x_last.eq(x_beats == 1)]
+                with m.If(chk_dim | chk_over):
+                    fail(Mux(chk_dim, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
                     m.d.sync += flush.eq(1)
                     finish()
                 with m.Else():
@@ -379,11 +461,11 @@ class SparseCore(wiring.Component):
                         m.d.sync += discard.eq(0)
                 with m.Elif(self.s_valid):
                     m.d.comb += db.we.eq(1)
-                    m.d.sync += x_idx.eq(x_idx + 1)
+                    m.d.sync += [x_idx.eq(x_idx + 1), x_rem.eq(x_rem - 1), x_last.eq(x_rem == 2)]
                     with m.If(self.s_last):
                         fail(ERR["SHORT_STREAM"])
                         m.next = "ABORT"
-                    with m.Elif(x_idx == x_beats - 1):
+                    with m.Elif(x_last):
                         m.d.sync += acc_open.eq(1)
                         m.next = "RUN"
             with m.State("RUN"):
