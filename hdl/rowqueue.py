@@ -56,8 +56,11 @@ class CompactionQueue(wiring.Component):
     w_rows : In(ArrayLayout(unsigned(row_bits), lanes))
     r_rows : Out(ArrayLayout(unsigned(row_bits), read_rows))
         The oldest rows, oldest first (combinational); those past ``level`` are junk.
+    r_en : In(1)
+        Remove ``r_pop`` rows at the end of the cycle. (A separate strobe, so that a
+        late pop decision only selects between two prepared updates.)
     r_pop : In(range(read_rows + 1))
-        Remove this many rows (at most ``level``) at the end of the cycle.
+        Rows to remove with ``r_en`` (at most ``level``).
     level : Out(range(capacity + 1))
         Rows queued.
     """
@@ -79,7 +82,7 @@ class CompactionQueue(wiring.Component):
             "w_en": In(1), "w_count": In(range(lanes + 1)),
             "w_rows": In(data.ArrayLayout(unsigned(row_bits), lanes)),
             "r_rows": Out(data.ArrayLayout(unsigned(row_bits), read_rows)),
-            "r_pop": In(range(read_rows + 1)),
+            "r_en": In(1), "r_pop": In(range(read_rows + 1)),
             "level": Out(range(self.capacity + 1)),
         })
 
@@ -101,6 +104,12 @@ class CompactionQueue(wiring.Component):
         head = Signal(nbb + dbb)
         tail_lo, tail_hi = tail[:nbb], tail[nbb:]
         head_lo, head_hi = head[:nbb], head[nbb:]
+        head_pop = Signal.like(head)
+        m.d.comb += head_pop.eq(head + self.r_pop)
+
+        def read_word(h, b):
+            # rows of a read that wrapped past the last bank sit one word further
+            return h[nbb:] + (h[:nbb] > b) if nbb and b < NB - 1 else h[nbb:]
 
         # write position r (r < w_count) goes to bank (tail + r) % NB
         therm = Signal(NB)
@@ -131,10 +140,17 @@ class CompactionQueue(wiring.Component):
             ]
             # rows of a write or read that wrapped past the last bank sit one word further
             if nbb and b < NB - 1:
-                m.d.comb += [wp.addr.eq(tail_hi + (tail_lo > b)),
-                             rp.addr.eq(head_hi + (head_lo > b))]
+                m.d.comb += wp.addr.eq(tail_hi + (tail_lo > b))
             else:
-                m.d.comb += [wp.addr.eq(tail_hi), rp.addr.eq(head_hi)]
+                m.d.comb += wp.addr.eq(tail_hi)
+            # the read address is a register, updated with head
+            raddr = Signal(dbb, name=f"raddr{b}") if dbb else None
+            if dbb:
+                m.d.comb += rp.addr.eq(raddr)
+                with m.If(self.clear):
+                    m.d.sync += raddr.eq(0)
+                with m.Elif(self.r_en):
+                    m.d.sync += raddr.eq(read_word(head_pop, b))
             read_data.append(rp.data)
 
         for j in range(R):
@@ -148,12 +164,15 @@ class CompactionQueue(wiring.Component):
             else:
                 m.d.comb += self.r_rows[j].eq(read_data[0])
 
-        wrote = Mux(self.w_en, count, 0)
+        wrote = Signal(range(L + 1))
+        filled = Signal(range(self.capacity + L + 1))
+        m.d.comb += [wrote.eq(Mux(self.w_en, count, 0)), filled.eq(self.level + wrote)]
         m.d.sync += [
             tail.eq(tail + wrote),
-            head.eq(head + self.r_pop),
-            self.level.eq(self.level + wrote - self.r_pop),
+            self.level.eq(Mux(self.r_en, filled - self.r_pop, filled)),
         ]
+        with m.If(self.r_en):
+            m.d.sync += head.eq(head_pop)
         with m.If(self.clear):
             m.d.sync += [tail.eq(0), head.eq(0), self.level.eq(0)]
         return m

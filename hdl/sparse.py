@@ -190,7 +190,8 @@ class SparseCore(wiring.Component):
         # Counts past CHECK are sized to the limits (a larger job is rejected there).
         remaining = Signal(range(cfg.max_nnz + 1))     # entries not yet accepted
         rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
-        rows_left = Signal(range(cfg.max_rows + 1))    # rows not yet sent
+        # rows left after the next result beat if it is a full one (used only when it is)
+        rows_after = Signal(range(cfg.max_rows + 1))
         # Held in registers so that the checks of an entry beat, which decide whether it
         # is taken, are shallow: lane l of the next beat holds an entry (remaining > l),
         # the next beat is the final one (remaining <= L), and its entry in lane l is the
@@ -252,8 +253,8 @@ class SparseCore(wiring.Component):
 
         # -- S1: gather ------------------------------------------------------------------------
         s1_valid = Signal()
-        s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}") for l in range(L)]
-        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L))
+        s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}", reset_less=True) for l in range(L)]
+        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L), reset_less=True)
         s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
         m.d.comb += [db.en.eq(adv), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
                      db.i_req.eq(s1_req)]
@@ -265,13 +266,18 @@ class SparseCore(wiring.Component):
         m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
         with m.If(leave):
             m.d.sync += s1_valid.eq(0)
-        # The beat's registers load on every accepted beat, a bad one included (it is
-        # never valid, so never read): only s1_valid and the job FSM wait for the checks.
-        with m.If(accept):
-            m.d.sync += [s1_valid.eq(~bad_in), s1_lanes.eq(v_in), s1_last.eq(last_in),
-                         s1_req.eq(req_in)]
+        # The beat's registers load whenever the gather stage is free (empty or its beat
+        # leaving), on an accepted beat, a bad one included, and on no beat at all (then
+        # s1_valid is low and they are never read): only s1_valid and the job FSM wait
+        # for the checks, and the registers' enable is the stage's, not the handshake.
+        s1_free = Signal()
+        m.d.comb += s1_free.eq(adv & (~s1_valid | db.i_ready))
+        with m.If(s1_free):
+            m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
+        with m.If(accept):
+            m.d.sync += s1_valid.eq(~bad_in)
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
@@ -344,22 +350,26 @@ class SparseCore(wiring.Component):
         m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
-        # rows_left, and from it k_out (rows in the next beat: min(rows_left, rb)), whether
-        # that beat is the last and whether rows are left, are registers, updated as
-        # beats are emitted: the emit decision only compares k_out with the queue level.
+        # k_out (rows in the next beat: min(rows left, rb)), whether that beat is the last
+        # and whether rows are left are registers, updated as beats are emitted: the emit
+        # decision only compares k_out with the queue level. Their next values come from
+        # registers too: rows_after (rows left after a full next beat) and last2 (the beat
+        # after the next one is the last).
         k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
+        last2 = Signal()
         emit = Signal(); pop = Signal(range(rb + 1))
 
         def count_rows(count):
-            return [rows_left.eq(count), k_out.eq(Mux(count >= rb, rb, count)),
-                    out_last.eq(count <= rb), out_more.eq(count != 0)]
+            return [k_out.eq(Mux(count >= rb, rb, count)), out_last.eq(count <= rb),
+                    out_more.eq(count != 0), rows_after.eq(count - rb),
+                    last2.eq(count <= 2 * rb)]
 
         have = Signal()         # the queue holds the next beat's rows
         m.d.comb += [
             have.eq(q.level >= k_out),
             emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more & (padding | have)),
             pop.eq(Mux(padding & ~have, q.level, k_out)),
-            q.r_pop.eq(Mux(emit, pop, 0)),
+            q.r_en.eq(emit), q.r_pop.eq(pop),
         ]
 
         # adv = ~(c_valid & (level + c_count > capacity)): the compacted beat stalls while
@@ -381,14 +391,20 @@ class SparseCore(wiring.Component):
             over_pop.eq(both > q.capacity + pop),
         ]
         m.d.sync += adv.eq(q.clear | ~(nxt_valid & Mux(emit, over_pop, over_keep)))
-        with m.If(self.m_valid & self.m_ready):
-            m.d.sync += self.m_valid.eq(0)
-        with m.If(emit):
+        # The result register loads whenever it is free (empty or being taken), a beat
+        # or not: its enable does not wait for the queue-level compare in ``emit``.
+        with m.If(~self.m_valid | self.m_ready):
             beat = []
             for j in range(rb):
                 beat.append(Mux((j < k_out) & (j < q.level), q.r_rows[j], 0))
-            m.d.sync += [self.m_valid.eq(1), self.m_last.eq(out_last),
-                         self.m_data.eq(Cat(*beat)), *count_rows(rows_left - k_out)]
+            m.d.sync += [self.m_valid.eq(emit), self.m_last.eq(out_last),
+                         self.m_data.eq(Cat(*beat))]
+        with m.If(emit):
+            with m.If(out_last):
+                m.d.sync += [k_out.eq(0), out_more.eq(0)]
+            with m.Else():
+                m.d.sync += [k_out.eq(Mux(last2, rows_after, rb)), out_last.eq(last2),
+                             rows_after.eq(rows_after - rb), last2.eq(rows_after <= 2 * rb)]
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
 
@@ -470,7 +486,7 @@ class SparseCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
-                             self.s_ready.eq(acc_open & adv & (~s1_valid | db.i_ready))]
+                             self.s_ready.eq(acc_open & s1_free)]
                 with m.If(accept):
                     # The counts step on a bad beat too: the job is over, they go unused.
                     m.d.sync += [remaining.eq(remaining - L), rows_todo.eq(rows_todo - k_in),
