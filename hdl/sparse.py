@@ -276,8 +276,14 @@ class SparseCore(wiring.Component):
             m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
+        # A failing beat is dropped at once (s1_valid stays low); the job FSM reacts to
+        # it one cycle later, from registers (bad_q and the beat's error code and TLAST),
+        # and takes no beat in that cycle. So the checks' depth ends at a few flip-flops.
+        bad_q = Signal(); bad_code_q = Signal(8); bad_last_q = Signal()
+        m.d.sync += bad_q.eq(accept & bad_in)
         with m.If(accept):
-            m.d.sync += s1_valid.eq(~bad_in)
+            m.d.sync += [s1_valid.eq(~bad_in), bad_code_q.eq(bad_code),
+                         bad_last_q.eq(self.s_last)]
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
@@ -486,17 +492,17 @@ class SparseCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
-                             self.s_ready.eq(acc_open & s1_free)]
+                             self.s_ready.eq(acc_open & s1_free & ~bad_q)]
                 with m.If(accept):
                     # The counts step on a bad beat too: the job is over, they go unused.
                     m.d.sync += [remaining.eq(remaining - L), rows_todo.eq(rows_todo - k_in),
                                  *count_entries(remaining - L)]
-                    with m.If(bad_in):
-                        fail(bad_code)
-                        m.d.sync += [acc_open.eq(0), discard.eq(~self.s_last)]
-                        m.next = "ABORT"
-                    with m.Elif(final_in):
+                    with m.If(final_in):
                         m.d.sync += acc_open.eq(0)
+                with m.If(bad_q):
+                    fail(bad_code_q)
+                    m.d.sync += [acc_open.eq(0), discard.eq(~bad_last_q)]
+                    m.next = "ABORT"
                 with m.If(last_beat):
                     finish()
             with m.State("ABORT"):
