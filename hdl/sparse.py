@@ -188,15 +188,17 @@ class SparseCore(wiring.Component):
         x_rem = Signal(range(cfg.x_depth + 1)); x_last = Signal()
         n_lim = Signal(cfg.col_bits + 1)
         # Counts past CHECK are sized to the limits (a larger job is rejected there).
-        remaining = Signal(range(cfg.max_nnz + 1))     # entries not yet accepted
+        # entries not yet accepted after the next beat (the count the flags below are
+        # updated from, so that their compares start at a register, not a subtract)
+        rem_after = Signal(range(cfg.max_nnz + 1))
         rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
         # rows left after the next result beat if it is a full one (used only when it is)
         rows_after = Signal(range(cfg.max_rows + 1))
         # Held in registers so that the checks of an entry beat, which decide whether it
         # is taken, are shallow: lane l of the next beat holds an entry (remaining > l),
         # the next beat is the final one (remaining <= L), and its entry in lane l is the
-        # job's last (remaining == l + 1). Each is updated from the current count, as the
-        # count steps by L.
+        # job's last (remaining == l + 1), ``remaining`` being the entries not yet
+        # accepted. Each is updated from rem_after, as the count steps by L.
         v_next = Signal(L); final_next = Signal(); fin_lane = Signal(L)
         acc_open = Signal()             # entry beats still to accept
         emitting = Signal(); padding = Signal()
@@ -383,7 +385,9 @@ class SparseCore(wiring.Component):
         # pipeline, so it is a register itself, computed from what c_valid, c_count and
         # the queue level will be in the next cycle (the queue's own update: rows
         # written, rows popped, cleared). The sums are formed for both outcomes of
-        # ``emit``, which arrives last, and picked by it.
+        # ``emit``, which arrives last, and picked by it. A pop takes k_out rows except
+        # while padding, and then the pipeline is empty (padding starts once it is), so
+        # nxt_valid is low and the room does not matter: k_out stands for the pop.
         nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
         wrote = Signal(range(L + 1))
         both = Signal(range(q.capacity + 2 * L + 1))
@@ -394,7 +398,7 @@ class SparseCore(wiring.Component):
             wrote.eq(Mux(c_valid & adv, c_count, 0)),
             both.eq(q.level + wrote + nxt_count),
             over_keep.eq(both > q.capacity),
-            over_pop.eq(both > q.capacity + pop),
+            over_pop.eq(both > q.capacity + k_out),
         ]
         m.d.sync += adv.eq(q.clear | ~(nxt_valid & Mux(emit, over_pop, over_keep)))
         # The result register loads whenever it is free (empty or being taken), a beat
@@ -424,10 +428,14 @@ class SparseCore(wiring.Component):
                 m.d.sync += self.conflict_stall_cycles.eq(self.conflict_stall_cycles + 1)
             with m.Elif(~s1_valid):
                 m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
-        with m.If(adv & s1_valid):
-            m.d.sync += self.lane_busy_cycles.eq(self.lane_busy_cycles + s1_count)
-            with m.If(db.i_ready):
-                m.d.sync += self.nnz.eq(self.nnz + s1_nnz)
+        # The lane and nonzero counts of a beat are added one cycle after it leaves
+        # (a registered increment, so no popcount before the 64-bit adders); the last
+        # one lands long before the job's last result beat.
+        busy_add = Signal(range(L + 1)); nnz_add = Signal(range(L + 1))
+        m.d.sync += [busy_add.eq(Mux(adv & s1_valid, s1_count, 0)),
+                     nnz_add.eq(Mux(adv & s1_valid & db.i_ready, s1_nnz, 0)),
+                     self.lane_busy_cycles.eq(self.lane_busy_cycles + busy_add),
+                     self.nnz.eq(self.nnz + nnz_add)]
 
         # -- job control ----------------------------------------------------------------------
         def finish():
@@ -457,7 +465,7 @@ class SparseCore(wiring.Component):
                     m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E),
+                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), rem_after.eq(E - L),
                              rows_todo.eq(M), *count_entries(E), *count_rows(M),
                              chk_dim.eq((M == 0) | (N == 0) | (E == 0) | (E < M)),
                              chk_over.eq((M > cfg.max_rows) | (N > cfg.max_cols)
@@ -495,8 +503,8 @@ class SparseCore(wiring.Component):
                              self.s_ready.eq(acc_open & s1_free & ~bad_q)]
                 with m.If(accept):
                     # The counts step on a bad beat too: the job is over, they go unused.
-                    m.d.sync += [remaining.eq(remaining - L), rows_todo.eq(rows_todo - k_in),
-                                 *count_entries(remaining - L)]
+                    m.d.sync += [rem_after.eq(rem_after - L), rows_todo.eq(rows_todo - k_in),
+                                 *count_entries(rem_after)]
                     with m.If(final_in):
                         m.d.sync += acc_open.eq(0)
                 with m.If(bad_q):
