@@ -115,6 +115,8 @@ class CompactionQueue(wiring.Component):
         therm = Signal(NB)
         m.d.comb += therm.eq(Cat(*[self.w_count > r for r in range(L)]))
         count = self.w_count
+        wrote = Signal(range(L + 1))
+        m.d.comb += wrote.eq(Mux(self.w_en, count, 0))
 
         read_data = []
         for b in range(NB):
@@ -122,12 +124,14 @@ class CompactionQueue(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(domain="comb")
-            # the write position this bank takes: (b - tail) % NB
-            rel = Signal(max(1, nbb), name=f"wpos{b}")
+            # the write position this bank takes: (b - tail) % NB, a register per bank
+            # updated with tail (each drives only its bank's data mux)
+            rel = Signal(max(1, nbb), name=f"wpos{b}", init=b)
             if nbb:
-                m.d.comb += rel.eq(b - tail_lo)
-            else:
-                m.d.comb += rel.eq(0)
+                with m.If(self.clear):
+                    m.d.sync += rel.eq(b)
+                with m.Else():
+                    m.d.sync += rel.eq(rel - wrote)
             rows = [self.w_rows[r] for r in range(L)] + [0] * (NB - L)
             wdata = Signal(self._row_bits, name=f"wdata{b}")
             with m.Switch(rel):
@@ -164,9 +168,8 @@ class CompactionQueue(wiring.Component):
             else:
                 m.d.comb += self.r_rows[j].eq(read_data[0])
 
-        wrote = Signal(range(L + 1))
         filled = Signal(range(self.capacity + L + 1))
-        m.d.comb += [wrote.eq(Mux(self.w_en, count, 0)), filled.eq(self.level + wrote)]
+        m.d.comb += filled.eq(self.level + wrote)
         m.d.sync += [
             tail.eq(tail + wrote),
             self.level.eq(Mux(self.r_en, filled - self.r_pop, filled)),

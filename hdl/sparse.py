@@ -208,6 +208,14 @@ class SparseCore(wiring.Component):
         m.d.comb += self.error_code.eq(err_code)
 
         adv = Signal(init=1)            # the pipeline advances this cycle (a register)
+        # Copies of adv for the pipeline's registers (thousands of enables), so that the
+        # copy the control logic reads, and computes adv from, stays near that logic.
+        # They take the same next value; being reset-less, and one of them starting at
+        # 0, keeps synthesis from merging them. They may differ from adv only in the
+        # cycle after a reset, when every stage is empty (its valid flag reset) and no
+        # entry beat can be taken (acc_open is reset), so holding then changes nothing.
+        adv_x = Signal(init=1, reset_less=True)     # S1 data, dense buffer, S2..S4
+        adv_r = Signal(init=0, reset_less=True)     # multipliers, reduction, compaction
 
         # -- input beat decode (combinational, at acceptance) --------------------------------
         layout = entry_layout(cfg)
@@ -258,7 +266,7 @@ class SparseCore(wiring.Component):
         s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}", reset_less=True) for l in range(L)]
         s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L), reset_less=True)
         s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
-        m.d.comb += [db.en.eq(adv), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
+        m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
                      db.i_req.eq(s1_req)]
         leave = Signal()
         m.d.comb += leave.eq(adv & s1_valid & db.i_ready)
@@ -272,9 +280,10 @@ class SparseCore(wiring.Component):
         # leaving), on an accepted beat, a bad one included, and on no beat at all (then
         # s1_valid is low and they are never read): only s1_valid and the job FSM wait
         # for the checks, and the registers' enable is the stage's, not the handshake.
-        s1_free = Signal()
-        m.d.comb += s1_free.eq(adv & (~s1_valid | db.i_ready))
-        with m.If(s1_free):
+        s1_free = Signal(); s1_load = Signal()
+        m.d.comb += [s1_free.eq(adv & (~s1_valid | db.i_ready)),
+                     s1_load.eq(adv_x & (~s1_valid | db.i_ready))]
+        with m.If(s1_load):
             m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
@@ -303,7 +312,7 @@ class SparseCore(wiring.Component):
             sz[k] = Signal(L, name=f"s{k}_zero", reset_less=True)
             sa[k] = [Signal(_shape(cfg.a), name=f"s{k}_value{l}", reset_less=True)
                      for l in range(L)]
-        with m.If(adv):
+        with m.If(adv_x):
             m.d.sync += sv[2].eq(leave)
             with m.If(leave):
                 m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
@@ -325,25 +334,25 @@ class SparseCore(wiring.Component):
                 mul = _multiplier(platform, _shape(cfg.a), _shape(cfg.x), signed(cfg.acc_bits))
                 if mul is not None:
                     m.submodules[f"mul{l}_{p}"] = mul
-                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(adv),
-                                 mul.b_en.eq(adv), mul.p_en.eq(adv), prod[l][p].eq(mul.p)]
+                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(adv_r),
+                                 mul.b_en.eq(adv_r), mul.p_en.eq(adv_r), prod[l][p].eq(mul.p)]
                 else:
                     reg_a = Signal(_shape(cfg.a), name=f"s5_a{l}_{p}", reset_less=True)
                     reg_b = Signal(_shape(cfg.x), name=f"s5_x{l}_{p}", reset_less=True)
                     reg_p = Signal(signed(cfg.acc_bits), name=f"s6_p{l}_{p}", reset_less=True)
-                    with m.If(adv):
+                    with m.If(adv_r):
                         m.d.sync += [reg_a.eq(op_a), reg_b.eq(x_l[p]), reg_p.eq(reg_a * reg_b)]
                     m.d.comb += prod[l][p].eq(reg_p)
 
         # -- segmented reduction, compaction, compaction queue --------------------------------
         m.d.comb += [
-            red.en.eq(adv), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
+            red.en.eq(adv_r), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
             red.i_last.eq(sl[NS]),
         ]
         # compaction: the k rows a beat completes, at positions 0..k-1 in lane order
         c_valid = Signal(); c_count = Signal(range(L + 1))
         c_rows = [Signal(cfg.row_bits, name=f"c_row{r}", reset_less=True) for r in range(L)]
-        with m.If(adv):
+        with m.If(adv_r):
             m.d.sync += [c_valid.eq(red.o_valid), c_count.eq(red.o_count)]
             for r in range(L):
                 terms = [Mux(red.o_pick[r][l], red.o_sum[l].as_value(), 0)
@@ -384,23 +393,32 @@ class SparseCore(wiring.Component):
         # the queue has no room for its rows. It enables nearly every register of the
         # pipeline, so it is a register itself, computed from what c_valid, c_count and
         # the queue level will be in the next cycle (the queue's own update: rows
-        # written, rows popped, cleared). The sums are formed for both outcomes of
-        # ``emit``, which arrives last, and picked by it. A pop takes k_out rows except
-        # while padding, and then the pipeline is empty (padding starts once it is), so
-        # nxt_valid is low and the room does not matter: k_out stands for the pop.
-        nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
-        wrote = Signal(range(L + 1))
-        both = Signal(range(q.capacity + 2 * L + 1))
-        over_keep = Signal(); over_pop = Signal()
+        # written, rows popped, cleared). A pop takes k_out rows except while padding,
+        # and then the pipeline is empty (padding starts once it is), so the next beat
+        # is not valid and the room does not matter: k_out stands for the pop. The
+        # room is compared for every case of the registers adv and c_valid (rows
+        # written: c_count or none; next beat: red's or the held one) and of ``emit``,
+        # each a sum of two registers against the level, and the case picked last.
+        Q = q.capacity
+        k_both = Signal(range(2 * L + 1))
+        m.d.comb += k_both.eq(c_count + red.o_count)
+        fit = {}
+        for name, k in (("both", k_both), ("red", red.o_count), ("held", c_count)):
+            for popping in (False, True):
+                f = Signal(name=f"fit_{name}{'_pop' if popping else ''}")
+                m.d.comb += f.eq(q.level + k <= (Q + k_out if popping else Q))
+                fit[name, popping] = f
+        fit_keep = Signal(); fit_pop = Signal(); nxt_valid = Signal()
         m.d.comb += [
             nxt_valid.eq(Mux(adv, red.o_valid, c_valid)),
-            nxt_count.eq(Mux(adv, red.o_count, c_count)),
-            wrote.eq(Mux(c_valid & adv, c_count, 0)),
-            both.eq(q.level + wrote + nxt_count),
-            over_keep.eq(both > q.capacity),
-            over_pop.eq(both > q.capacity + k_out),
+            fit_keep.eq(Mux(adv, Mux(c_valid, fit["both", False], fit["red", False]),
+                            fit["held", False])),
+            fit_pop.eq(Mux(adv, Mux(c_valid, fit["both", True], fit["red", True]),
+                           fit["held", True])),
         ]
-        m.d.sync += adv.eq(q.clear | ~(nxt_valid & Mux(emit, over_pop, over_keep)))
+        adv_next = Signal()
+        m.d.comb += adv_next.eq(q.clear | ~nxt_valid | Mux(emit, fit_pop, fit_keep))
+        m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next), adv_r.eq(adv_next)]
         # The result register loads whenever it is free (empty or being taken), a beat
         # or not: its enable does not wait for the queue-level compare in ``emit``.
         with m.If(~self.m_valid | self.m_ready):
@@ -446,7 +464,14 @@ class SparseCore(wiring.Component):
         def fail(code):
             m.d.sync += [err_code.eq(code), self.error.eq(1)]
 
-        m.d.comb += [db.waddr.eq(x_idx), db.wdata.eq(self.s_data)]
+        # The dense buffer's write is registered: its enable reaches every copy's block
+        # RAMs from a flip-flop. The first entry beat reads the buffer two cycles after
+        # the last X beat is taken, one after this write.
+        x_we = Signal()
+        x_waddr = Signal.like(x_idx, reset_less=True)
+        x_wdata = Signal.like(self.s_data, reset_less=True)
+        m.d.sync += [x_we.eq(0), x_waddr.eq(x_idx), x_wdata.eq(self.s_data)]
+        m.d.comb += [db.we.eq(x_we), db.waddr.eq(x_waddr), db.wdata.eq(x_wdata)]
         m.d.comb += [red.clear.eq(0), q.clear.eq(0)]
         with m.FSM(name="job"):
             with m.State("IDLE"):
@@ -490,7 +515,7 @@ class SparseCore(wiring.Component):
                     with m.If(self.s_valid & self.s_last):
                         m.d.sync += discard.eq(0)
                 with m.Elif(self.s_valid):
-                    m.d.comb += db.we.eq(1)
+                    m.d.sync += x_we.eq(1)
                     m.d.sync += [x_idx.eq(x_idx + 1), x_rem.eq(x_rem - 1), x_last.eq(x_rem == 2)]
                     with m.If(self.s_last):
                         fail(ERR["SHORT_STREAM"])
