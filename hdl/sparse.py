@@ -248,12 +248,6 @@ class SparseCore(wiring.Component):
             e_rows.eq((todo_small & (k_in > todo_lo))
                       | (final_in & (~todo_small | (k_in != todo_lo) | ~last_of_final))),
         ]
-        bad_in = Signal(); bad_code = Signal(8)
-        m.d.comb += [
-            bad_in.eq(e_short | e_long | e_col | e_rows),
-            bad_code.eq(Mux(e_short, ERR["SHORT_STREAM"], Mux(e_long, ERR["LONG_STREAM"],
-                        Mux(e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"])))),
-        ]
 
         def count_entries(count):
             # the flags above for a next beat that starts with ``count`` entries left
@@ -262,39 +256,50 @@ class SparseCore(wiring.Component):
                     fin_lane.eq(Cat(*[count == l + 1 for l in range(L)]))]
 
         # -- S1: gather ------------------------------------------------------------------------
-        s1_valid = Signal()
+        s1_valid = Signal()     # an accepted beat is in S1 (it may have failed its checks)
+        s1_ok = Signal()        # ... and it passed them
+        # the checks of the beat in S1, registered at its acceptance (each is shallow;
+        # combining them and acting on them waits for the next cycle)
+        s1_e_short = Signal(); s1_e_long = Signal(); s1_e_col = Signal(); s1_e_rows = Signal()
+        s1_tlast = Signal(); s1_bad = Signal()
+        m.d.comb += [s1_bad.eq(s1_valid & (s1_e_short | s1_e_long | s1_e_col | s1_e_rows)),
+                     s1_ok.eq(s1_valid & ~s1_bad)]
         s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}", reset_less=True) for l in range(L)]
         s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L), reset_less=True)
         s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
-        m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
+        m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_ok), db.i_col.eq(s1_col),
                      db.i_req.eq(s1_req)]
         leave = Signal()
-        m.d.comb += leave.eq(adv & s1_valid & db.i_ready)
+        m.d.comb += leave.eq(adv & s1_ok & db.i_ready)
 
         in_run = Signal()
         accept = Signal()
         m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
-        with m.If(leave):
+        with m.If(leave | s1_bad):
             m.d.sync += s1_valid.eq(0)
         # The beat's registers load whenever the gather stage is free (empty or its beat
         # leaving), on an accepted beat, a bad one included, and on no beat at all (then
         # s1_valid is low and they are never read): only s1_valid and the job FSM wait
         # for the checks, and the registers' enable is the stage's, not the handshake.
         s1_free = Signal(); s1_load = Signal()
-        m.d.comb += [s1_free.eq(adv & (~s1_valid | db.i_ready)),
-                     s1_load.eq(adv_x & (~s1_valid | db.i_ready))]
+        m.d.comb += [s1_free.eq(adv & (~s1_ok | db.i_ready)),
+                     s1_load.eq(adv_x & (~s1_ok | db.i_ready))]
         with m.If(s1_load):
-            m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in)]
+            m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in),
+                         s1_e_short.eq(e_short), s1_e_long.eq(e_long), s1_e_col.eq(e_col),
+                         s1_e_rows.eq(e_rows), s1_tlast.eq(self.s_last)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
-        # A failing beat is dropped at once (s1_valid stays low); the job FSM reacts to
-        # it one cycle later, from registers (bad_q and the beat's error code and TLAST),
-        # and takes no beat in that cycle. So the checks' depth ends at a few flip-flops.
+        # A failing beat never leaves S1 (it is dropped there, and no beat is taken
+        # while it is there); the job FSM reacts to it one cycle later, from registers
+        # (bad_q, the beat's error code and TLAST). So the checks end at flip-flops.
         bad_q = Signal(); bad_code_q = Signal(8); bad_last_q = Signal()
-        m.d.sync += bad_q.eq(accept & bad_in)
+        m.d.sync += [bad_q.eq(s1_bad), bad_last_q.eq(s1_tlast),
+                     bad_code_q.eq(Mux(s1_e_short, ERR["SHORT_STREAM"],
+                                   Mux(s1_e_long, ERR["LONG_STREAM"],
+                                   Mux(s1_e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"]))))]
         with m.If(accept):
-            m.d.sync += [s1_valid.eq(~bad_in), bad_code_q.eq(bad_code),
-                         bad_last_q.eq(self.s_last)]
+            m.d.sync += s1_valid.eq(1)
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
@@ -439,19 +444,19 @@ class SparseCore(wiring.Component):
         # -- counters -------------------------------------------------------------------------
         with m.If(self.busy):
             m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
-        with m.If(in_run & (acc_open | s1_valid)):
+        with m.If(in_run & (acc_open | s1_ok)):
             with m.If(~adv):
                 m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
-            with m.Elif(s1_valid & ~db.i_ready):
+            with m.Elif(s1_ok & ~db.i_ready):
                 m.d.sync += self.conflict_stall_cycles.eq(self.conflict_stall_cycles + 1)
-            with m.Elif(~s1_valid):
+            with m.Elif(~s1_ok):
                 m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
         # The lane and nonzero counts of a beat are added one cycle after it leaves
         # (a registered increment, so no popcount before the 64-bit adders); the last
         # one lands long before the job's last result beat.
         busy_add = Signal(range(L + 1)); nnz_add = Signal(range(L + 1))
-        m.d.sync += [busy_add.eq(Mux(adv & s1_valid, s1_count, 0)),
-                     nnz_add.eq(Mux(adv & s1_valid & db.i_ready, s1_nnz, 0)),
+        m.d.sync += [busy_add.eq(Mux(adv & s1_ok, s1_count, 0)),
+                     nnz_add.eq(Mux(adv & s1_ok & db.i_ready, s1_nnz, 0)),
                      self.lane_busy_cycles.eq(self.lane_busy_cycles + busy_add),
                      self.nnz.eq(self.nnz + nnz_add)]
 
@@ -525,7 +530,7 @@ class SparseCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
-                             self.s_ready.eq(acc_open & s1_free & ~bad_q)]
+                             self.s_ready.eq(acc_open & s1_free & ~s1_bad & ~bad_q)]
                 with m.If(accept):
                     # The counts step on a bad beat too: the job is over, they go unused.
                     m.d.sync += [rem_after.eq(rem_after - L), rows_todo.eq(rows_todo - k_in),
