@@ -264,8 +264,10 @@ class SparseCore(wiring.Component):
         s1_tlast = Signal(); s1_bad = Signal()
         m.d.comb += [s1_bad.eq(s1_valid & (s1_e_short | s1_e_long | s1_e_col | s1_e_rows)),
                      s1_ok.eq(s1_valid & ~s1_bad)]
-        s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}", reset_less=True) for l in range(L)]
-        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L), reset_less=True)
+        # (s1_value and s1_col keep the reset: reset-less, they made Yosys 0.70's abc9
+        # reintegration fail an assertion in the out-of-context netlist)
+        s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}") for l in range(L)]
+        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L))
         s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
         m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_ok), db.i_col.eq(s1_col),
                      db.i_req.eq(s1_req)]
