@@ -57,10 +57,11 @@ class CompactionQueue(wiring.Component):
     r_rows : Out(ArrayLayout(unsigned(row_bits), read_rows))
         The oldest rows, oldest first (combinational); those past ``level`` are junk.
     r_en : In(1)
-        Remove ``r_pop`` rows at the end of the cycle. (A separate strobe, so that a
-        late pop decision only selects between two prepared updates.)
+        Remove ``r_pop`` rows at the end of the cycle, or all queued rows if there are
+        fewer (rows written in the same cycle stay). A separate strobe, so that a late
+        pop decision only selects between prepared updates.
     r_pop : In(range(read_rows + 1))
-        Rows to remove with ``r_en`` (at most ``level``).
+        Rows to remove with ``r_en``.
     level : Out(range(capacity + 1))
         Rows queued.
     """
@@ -104,8 +105,11 @@ class CompactionQueue(wiring.Component):
         head = Signal(nbb + dbb)
         tail_lo, tail_hi = tail[:nbb], tail[nbb:]
         head_lo, head_hi = head[:nbb], head[nbb:]
+        # a pop of r_pop rows, or of all of them when fewer are queued: head moves to tail
+        enough = Signal()
         head_pop = Signal.like(head)
-        m.d.comb += head_pop.eq(head + self.r_pop)
+        m.d.comb += [enough.eq(self.level >= self.r_pop),
+                     head_pop.eq(Mux(enough, head + self.r_pop, tail))]
 
         def read_word(h, b):
             # rows of a read that wrapped past the last bank sit one word further
@@ -172,7 +176,7 @@ class CompactionQueue(wiring.Component):
         m.d.comb += filled.eq(self.level + wrote)
         m.d.sync += [
             tail.eq(tail + wrote),
-            self.level.eq(Mux(self.r_en, filled - self.r_pop, filled)),
+            self.level.eq(Mux(self.r_en, Mux(enough, filled - self.r_pop, wrote), filled)),
         ]
         with m.If(self.r_en):
             m.d.sync += head.eq(head_pop)

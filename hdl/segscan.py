@@ -58,8 +58,9 @@ class SegmentedReduce(wiring.Component):
         row (zero for ``r >= o_count``), a register, so that a consumer can compact the
         rows with an AND-OR per position.
     n_valid, n_count : Out(1), Out(range(lanes + 1))
-        What ``o_valid`` and ``o_count`` become at the next enabled cycle (from the
-        last level's registers), for a consumer that registers its stall decision.
+        What ``o_valid`` and ``o_count`` become at the next enabled cycle (registers
+        of the last level, the count formed one level earlier), for a consumer that
+        registers its stall decision.
     busy : Out(1)
         A beat is somewhere in the pipeline (including the output register).
     """
@@ -106,6 +107,7 @@ class SegmentedReduce(wiring.Component):
         cur_f = [0] + [self.i_last[l - 1] for l in range(1, L)]
         cur_last = self.i_last
         cur_valid = self.i_valid
+        cur_count = None
         valids = []
         for d in range(self.levels):
             dist = 1 << d
@@ -113,6 +115,11 @@ class SegmentedReduce(wiring.Component):
             nf = [Signal(name=f"lv{d}_f{l}") for l in range(L)]
             nlast = Signal(L, name=f"lv{d}_last")
             nvalid = Signal(name=f"lv{d}_valid")
+            if d == self.levels - 1:        # the beat's row count, a register
+                ncount = Signal(range(L + 1), name=f"lv{d}_count")
+                with m.If(self.en):
+                    m.d.sync += ncount.eq(sum(cur_last[l] for l in range(L)))
+                cur_count = ncount
             with m.If(self.en):
                 m.d.sync += [nlast.eq(cur_last), nvalid.eq(cur_valid)]
                 for l in range(L):
@@ -131,7 +138,8 @@ class SegmentedReduce(wiring.Component):
         # final stage: add the carry to the lanes of the beat's first row
         carry = [Signal(signed(A), name=f"carry_p{p}") for p in range(P)]
         m.d.comb += [self.n_valid.eq(cur_valid),
-                     self.n_count.eq(sum(cur_last[l] for l in range(L)))]
+                     self.n_count.eq(sum(cur_last[l] for l in range(L)) if cur_count is None
+                                     else cur_count)]
         with m.If(self.en):
             m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
                          self.o_count.eq(self.n_count)]

@@ -320,10 +320,11 @@ class SparseCore(wiring.Component):
             sa[k] = [Signal(_shape(cfg.a), name=f"s{k}_value{l}", reset_less=True)
                      for l in range(L)]
         with m.If(adv_x):
+            # S2's flags and values load on every enabled cycle (only its valid flag
+            # waits for ``leave``): junk while s2_valid is low, never used then
             m.d.sync += sv[2].eq(leave)
-            with m.If(leave):
-                m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
-                m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
+            m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
+            m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
             for k in range(3, NS + 1):
                 m.d.sync += [sv[k].eq(sv[k - 1]), sl[k].eq(sl[k - 1])]
             for k in range(3, SEL + 1):
@@ -381,7 +382,9 @@ class SparseCore(wiring.Component):
         # after the next one is the last).
         k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
         last2 = Signal()
-        emit = Signal(); pop = Signal(range(rb + 1))
+        emit = Signal()
+        k_emit = Signal(range(rb + 1))      # k_out after an emitted beat
+        m.d.comb += k_emit.eq(Mux(out_last, 0, Mux(last2, rows_after, rb)))
 
         def count_rows(count):
             return [k_out.eq(Mux(count >= rb, rb, count)), out_last.eq(count <= rb),
@@ -392,8 +395,8 @@ class SparseCore(wiring.Component):
         m.d.comb += [
             have.eq(q.level >= k_out),
             emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more & (padding | have)),
-            pop.eq(Mux(padding & ~have, q.level, k_out)),
-            q.r_en.eq(emit), q.r_pop.eq(pop),
+            # a padded beat (k_out > level) empties the queue
+            q.r_en.eq(emit), q.r_pop.eq(k_out),
         ]
 
         # adv = ~(c_valid & (level + c_count > capacity)): the compacted beat stalls while
@@ -406,14 +409,33 @@ class SparseCore(wiring.Component):
         # room is compared for every case of the registers adv and c_valid (rows
         # written: c_count or none; next beat: red's or the held one) and of ``emit``,
         # each a sum of two registers against the level, and the case picked last.
+        #
+        # Each case is ``level <= T`` for a register T: Q less the rows written and the
+        # next beat's rows, plus k_out when popping. The T registers follow c_count,
+        # red.o_count and k_out as those load: with adv, c_count takes red.o_count and
+        # red.o_count takes red.n_count (a register too); k_out changes when a beat is
+        # emitted (to k_emit) and in SETUP, which no valid beat is near enough to see.
         Q = q.capacity
-        k_both = Signal(range(2 * L + 1))
-        m.d.comb += k_both.eq(c_count + red.o_count)
+        t_red = Signal(range(Q + 1), init=Q)        # Q - red.o_count
+        t_held = Signal(range(Q + 1), init=Q)       # Q - c_count
+        t_both = Signal(range(Q + 1), init=Q)       # Q - c_count - red.o_count
+        t_nxt = {"red": Signal(range(Q + 1), name="t_red_nxt"),
+                 "held": Signal(range(Q + 1), name="t_held_nxt"),
+                 "both": Signal(range(Q + 1), name="t_both_nxt")}
+        m.d.comb += [
+            t_nxt["red"].eq(Mux(adv, Q - red.n_count, t_red)),
+            t_nxt["held"].eq(Mux(adv, t_red, t_held)),
+            t_nxt["both"].eq(Mux(adv, t_red - red.n_count, t_both)),
+        ]
+        m.d.sync += [t_red.eq(t_nxt["red"]), t_held.eq(t_nxt["held"]),
+                     t_both.eq(t_nxt["both"])]
         fit = {}
-        for name, k in (("both", k_both), ("red", red.o_count), ("held", c_count)):
-            for popping in (False, True):
+        for name, t in (("both", t_both), ("red", t_red), ("held", t_held)):
+            t_pop = Signal(range(Q + rb + 1), init=Q, name=f"t_{name}_pop")   # t + k_out
+            m.d.sync += t_pop.eq(t_nxt[name] + Mux(emit, k_emit, k_out))
+            for popping, bound in ((False, t), (True, t_pop)):
                 f = Signal(name=f"fit_{name}{'_pop' if popping else ''}")
-                m.d.comb += f.eq(q.level + k <= (Q + k_out if popping else Q))
+                m.d.comb += f.eq(q.level <= bound)
                 fit[name, popping] = f
         fit_keep = Signal(); fit_pop = Signal(); nxt_valid = Signal()
         m.d.comb += [
@@ -438,7 +460,7 @@ class SparseCore(wiring.Component):
             with m.If(out_last):
                 m.d.sync += [k_out.eq(0), out_more.eq(0)]
             with m.Else():
-                m.d.sync += [k_out.eq(Mux(last2, rows_after, rb)), out_last.eq(last2),
+                m.d.sync += [k_out.eq(k_emit), out_last.eq(last2),
                              rows_after.eq(rows_after - rb), last2.eq(rows_after <= 2 * rb)]
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
