@@ -21,10 +21,11 @@ organisation bank ``b``'s word ``w`` holds rows ``w*words + e*banks + b``,
 Reads are pipelined over :data:`LATENCY` enabled cycles. Replicated: the block RAM's
 address register, its output register (a DP16KD's ``OUTREG`` through the platform's
 ``accelgen_memory`` hook, see :class:`~.ram.PipelinedRAM`; without it a block RAM's
-clock-to-out alone takes most of a 150 MHz cycle) and a register that keeps the
-quarter of the word holding the row; the last row select is combinational. Banked:
-the arbitration cycle, then two plain registers, so both organisations have the
-same latency.
+clock-to-out alone takes most of a 150 MHz cycle), a fabric register that the placer
+can put next to the block RAM (a lane's word comes from 15 blocks spread over the
+column), and a register that keeps the quarter of the word holding the row; the last
+row select is combinational. Banked: the arbitration cycle, then plain registers, so
+both organisations have the same latency.
 """
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
@@ -37,7 +38,7 @@ from .ram import PipelinedRAM
 __all__ = ["DenseBuffer", "LATENCY"]
 
 #: Enabled cycles from a beat finishing its gather to its rows of X at ``o_x``.
-LATENCY = 3
+LATENCY = 4
 
 
 class DenseBuffer(wiring.Component):
@@ -122,7 +123,7 @@ class DenseBuffer(wiring.Component):
             # one copy per lane (one read port each); the platform's block RAM with its
             # output register when it has one
             m.submodules.copies = ram = PipelinedRAM(W * RB, self._depth, read_ports=L,
-                                                     read_enable=True)
+                                                     latency=3, read_enable=True)
             m.d.comb += [ram.w_en.eq(self.we), ram.w_addr.eq(self.waddr),
                          ram.w_data.eq(self.wdata), ram.r_en.eq(self.en)]
             # the row select: the high bits pick a group of rows into a register, the
@@ -142,8 +143,8 @@ class DenseBuffer(wiring.Component):
                     if wb:
                         m.d.sync += sel[0].eq(self.i_col[l][:wb])
                         m.d.sync += [sel[k].eq(sel[k - 1]) for k in range(1, LATENCY)]
-                    m.d.sync += group.eq(rows[sel[1][lo:]] if hi else rows[0])
-                m.d.comb += self.o_x[l].eq(group[sel[2][:lo]] if lo else group[0])
+                    m.d.sync += group.eq(rows[sel[2][lo:]] if hi else rows[0])
+                m.d.comb += self.o_x[l].eq(group[sel[3][:lo]] if lo else group[0])
             return m
 
         # -- banked ----------------------------------------------------------------------

@@ -135,7 +135,8 @@ class CompactionQueue(wiring.Component):
                 with m.If(self.clear):
                     m.d.sync += rel.eq(b)
                 with m.Else():
-                    m.d.sync += rel.eq(rel - wrote)
+                    with m.If(self.w_en):
+                        m.d.sync += rel.eq(rel - count)
             rows = [self.w_rows[r] for r in range(L)] + [0] * (NB - L)
             wdata = Signal(self._row_bits, name=f"wdata{b}")
             with m.Switch(rel):
@@ -172,12 +173,18 @@ class CompactionQueue(wiring.Component):
             else:
                 m.d.comb += self.r_rows[j].eq(read_data[0])
 
-        filled = Signal(range(self.capacity + L + 1))
-        m.d.comb += filled.eq(self.level + wrote)
-        m.d.sync += [
-            tail.eq(tail + wrote),
-            self.level.eq(Mux(self.r_en, Mux(enough, filled - self.r_pop, wrote), filled)),
-        ]
+        # the level's next value for each case of w_en, r_en and enough, each from
+        # registers, picked last (w_en and r_en are the late signals)
+        lw = Signal(range(self.capacity + L + 1))
+        lwp = Signal(range(self.capacity + L + 1))
+        lp = Signal(range(self.capacity + 1))
+        m.d.comb += [lw.eq(self.level + count), lwp.eq(self.level + count - self.r_pop),
+                     lp.eq(self.level - self.r_pop)]
+        with m.If(self.w_en):
+            m.d.sync += tail.eq(tail + count)
+        m.d.sync += self.level.eq(Mux(self.r_en,
+                                      Mux(enough, Mux(self.w_en, lwp, lp), wrote),
+                                      Mux(self.w_en, lw, self.level)))
         with m.If(self.r_en):
             m.d.sync += head.eq(head_pop)
         with m.If(self.clear):

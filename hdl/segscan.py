@@ -15,7 +15,7 @@ beat, whatever ``L`` is, so long rows spread over many beats cost nothing extra.
 Arithmetic wraps modulo ``2**acc_bits`` (two's complement), as the accumulators do.
 """
 
-from amaranth import Module, Signal, Mux, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, C, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
@@ -108,7 +108,26 @@ class SegmentedReduce(wiring.Component):
         cur_last = self.i_last
         cur_valid = self.i_valid
         cur_count = None
+        cur_rank = None
+        cur_pick = None
         valids = []
+
+        def ranks(last):
+            # lane l's row number in the beat: the flags below it (a popcount tree each)
+            out = []
+            for l in range(L):
+                terms = [last[i] for i in range(l)] or [0]
+                while len(terms) > 1:
+                    terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                out.append(terms[0])
+            return out
+
+        def picks(last, rank):
+            # picks[r] bit l: lane l ends the beat's r-th row (never for r > l)
+            bits = [(last[l] & (rank[l] == r)) if r <= l else C(0, 1)
+                    for r in range(L) for l in range(L)]
+            return Cat(*bits)
         for d in range(self.levels):
             dist = 1 << d
             nv = vec_signals(f"lv{d}")
@@ -120,6 +139,18 @@ class SegmentedReduce(wiring.Component):
                 with m.If(self.en):
                     m.d.sync += ncount.eq(sum(cur_last[l] for l in range(L)))
                 cur_count = ncount
+            # the picks (see o_pick): ranks registered at level 0, one-hot at level 1,
+            # then carried
+            if d == 0 and self.levels >= 2:
+                nrank = [Signal(range(L + 1), name=f"lv0_rank{l}") for l in range(L)]
+                with m.If(self.en):
+                    m.d.sync += [nrank[l].eq(v) for l, v in enumerate(ranks(cur_last))]
+                cur_rank = nrank
+            elif d >= 1 and self.levels >= 2:
+                npick = Signal(data.ArrayLayout(unsigned(L), L), name=f"lv{d}_pick")
+                with m.If(self.en):
+                    m.d.sync += npick.eq(picks(cur_last, cur_rank) if d == 1 else cur_pick)
+                cur_pick = npick
             with m.If(self.en):
                 m.d.sync += [nlast.eq(cur_last), nvalid.eq(cur_valid)]
                 for l in range(L):
@@ -135,6 +166,9 @@ class SegmentedReduce(wiring.Component):
             cur_v, cur_f, cur_last, cur_valid = nv, nf, nlast, nvalid
             valids.append(nvalid)
 
+        if cur_pick is None:        # fewer than two levels: picks formed in the final stage
+            cur_pick = picks(cur_last, ranks(cur_last))
+
         # final stage: add the carry to the lanes of the beat's first row
         carry = [Signal(signed(A), name=f"carry_p{p}") for p in range(P)]
         m.d.comb += [self.n_valid.eq(cur_valid),
@@ -143,14 +177,7 @@ class SegmentedReduce(wiring.Component):
         with m.If(self.en):
             m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
                          self.o_count.eq(self.n_count)]
-            # lane l holds row number (flags below l) of the beat
-            below = 0
-            for l in range(L):
-                rank = Signal(range(L + 1), name=f"rank{l}")
-                m.d.comb += rank.eq(below)
-                for r in range(l + 1):
-                    m.d.sync += self.o_pick[r][l].eq(cur_last[l] & (rank == r))
-                below = below + cur_last[l]
+            m.d.sync += self.o_pick.eq(cur_pick)
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(

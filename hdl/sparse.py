@@ -67,11 +67,11 @@ __all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "
 ERR = {e.name: e.code for e in SPARSE_ERRORS}
 
 #: Registered stages between an entry beat's acceptance and the segmented reduction:
-#: gather (S1), the dense buffer's read pipeline (S2-S4: block RAM address register,
-#: its output register, the row's group of the word; see :class:`.densebuf.DenseBuffer`),
-#: the multiplier's operand registers (S5, after the last row select) and its product
-#: register (S6).
-PIPELINE = ("gather", "read", "outreg", "select", "operand", "multiply")
+#: gather (S1), the dense buffer's read pipeline (S2-S5: block RAM address register,
+#: its output register, a fabric register next to the block RAM, the row's group of the
+#: word; see :class:`.densebuf.DenseBuffer`), the multiplier's operand registers (S6,
+#: after the last row select) and its product register (S7).
+PIPELINE = ("gather", "read", "outreg", "hold", "select", "operand", "multiply")
 
 #: Registered stages between the segmented reduction and the compaction queue: the
 #: completed rows, compacted to positions 0..k-1 (the queue's write enables and data
@@ -191,7 +191,11 @@ class SparseCore(wiring.Component):
         # entries not yet accepted after the next beat (the count the flags below are
         # updated from, so that their compares start at a register, not a subtract)
         rem_after = Signal(range(cfg.max_nnz + 1))
-        rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
+        # rows the accepted entries have yet to end: rows_todo, kept as its low bits
+        # (todo_lo, as wide as a beat's row count), its high part and that less one, and
+        # whether the high part is zero, so that a beat's update is a short subtract
+        # whose borrow picks the high part (see ``todo_step``)
+        todo_bits = len(Signal(range(cfg.max_rows + 1)))
         # rows left after the next result beat if it is a full one (used only when it is)
         rows_after = Signal(range(cfg.max_rows + 1))
         # Held in registers so that the checks of an entry beat, which decide whether it
@@ -237,9 +241,22 @@ class SparseCore(wiring.Component):
         # Rows this beat ends against the rows still to end: too many, or (final beat)
         # not exactly all of them. k_in <= L, so rows_todo only matters below 2**kb.
         kb = len(k_in)
+        hb = max(1, todo_bits - kb)
         todo_small = Signal(); todo_lo = Signal(kb)
-        m.d.comb += [todo_small.eq(rows_todo[kb:] == 0 if len(rows_todo) > kb else 1),
-                     todo_lo.eq(rows_todo[:kb])]
+        todo_hi = Signal(hb); todo_hi_m1 = Signal(hb)
+
+        def todo_load(count):
+            return [todo_lo.eq(count[:kb]), todo_hi.eq(count[kb:kb + hb]),
+                    todo_hi_m1.eq(count[kb:kb + hb] - 1), todo_small.eq(count[kb:] == 0)]
+
+        def todo_step():
+            # rows_todo - k_in: a kb-bit subtract; its borrow steps the high part
+            diff = Signal(kb + 1, name="todo_diff")
+            m.d.comb += diff.eq(Cat(todo_lo, 0) - k_in)
+            return [todo_lo.eq(diff[:kb]),
+                    todo_hi.eq(Mux(diff[kb], todo_hi_m1, todo_hi)),
+                    todo_hi_m1.eq(Mux(diff[kb], todo_hi_m1 - 1, todo_hi_m1)),
+                    todo_small.eq(Mux(diff[kb], todo_hi_m1 == 0, todo_small))]
         e_short = Signal(); e_long = Signal(); e_col = Signal(); e_rows = Signal()
         m.d.comb += [
             e_short.eq(self.s_last & ~final_in),
@@ -305,7 +322,7 @@ class SparseCore(wiring.Component):
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
-        # -- S2..S6: the dense buffer's read (S2-S4), operands (S5), product (S6) ----------
+        # -- S2..S7: the dense buffer's read (S2-S5), operands (S6), product (S7) ----------
         # Per-beat flags and the A values travel alongside; data registers are
         # reset-less (only the valid flags need the soft reset).
         NS = len(PIPELINE)
@@ -520,7 +537,7 @@ class SparseCore(wiring.Component):
                     m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), rem_after.eq(E - L),
-                             rows_todo.eq(M), *count_entries(E), *count_rows(M),
+                             *todo_load(M), *count_entries(E), *count_rows(M),
                              chk_dim.eq((M == 0) | (N == 0) | (E == 0) | (E < M)),
                              chk_over.eq((M > cfg.max_rows) | (N > cfg.max_cols)
                                          | (E > cfg.max_nnz)),
@@ -555,9 +572,12 @@ class SparseCore(wiring.Component):
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
                              self.s_ready.eq(acc_open & s1_free & ~s1_bad & ~bad_q)]
-                with m.If(accept):
-                    # The counts step on a bad beat too: the job is over, they go unused.
-                    m.d.sync += [rem_after.eq(rem_after - L), rows_todo.eq(rows_todo - k_in),
+                # The counts step with every beat offered while the gather stage takes
+                # one: a bad beat included, and a beat refused because an earlier one
+                # failed (s1_bad, bad_q): the job is over then and they go unused. So
+                # their enable does not wait for the checks of the beat in S1.
+                with m.If(self.s_valid & acc_open & s1_free):
+                    m.d.sync += [rem_after.eq(rem_after - L), *todo_step(),
                                  *count_entries(rem_after)]
                     with m.If(final_in):
                         m.d.sync += acc_open.eq(0)

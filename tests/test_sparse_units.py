@@ -181,7 +181,7 @@ def test_dense_buffer_serves_every_lane(mode, banks, lanes, words):
     dut = DenseBuffer(lanes=lanes, row_bits=row_bits, words=words, depth=depth, col_bits=6,
                       mode=mode, banks=banks)
     assert dut.memory_bits == (lanes if mode == "replicated" else 1) * ncols * row_bits
-    assert dut.latency == 3
+    assert dut.latency == 4
     X = rng.integers(0, 256, ncols)
     nbeats = 30
     cols = rng.integers(0, ncols, (nbeats, lanes))
