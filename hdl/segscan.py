@@ -15,7 +15,7 @@ beat, whatever ``L`` is, so long rows spread over many beats cost nothing extra.
 Arithmetic wraps modulo ``2**acc_bits`` (two's complement), as the accumulators do.
 """
 
-from amaranth import Module, Signal, Mux, Cat, C, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
@@ -123,11 +123,15 @@ class SegmentedReduce(wiring.Component):
                 out.append(terms[0])
             return out
 
+        # the picks that can be set (r <= l), packed: bit tri(r, l)
+        tri = {}
+        for l in range(L):
+            for r in range(l + 1):
+                tri[r, l] = len(tri)
+
         def picks(last, rank):
-            # picks[r] bit l: lane l ends the beat's r-th row (never for r > l)
-            bits = [(last[l] & (rank[l] == r)) if r <= l else C(0, 1)
-                    for r in range(L) for l in range(L)]
-            return Cat(*bits)
+            # lane l ends the beat's r-th row
+            return Cat(*[last[l] & (rank[l] == r) for (r, l) in tri])
         for d in range(self.levels):
             dist = 1 << d
             nv = vec_signals(f"lv{d}")
@@ -147,7 +151,7 @@ class SegmentedReduce(wiring.Component):
                     m.d.sync += [nrank[l].eq(v) for l, v in enumerate(ranks(cur_last))]
                 cur_rank = nrank
             elif d >= 1 and self.levels >= 2:
-                npick = Signal(data.ArrayLayout(unsigned(L), L), name=f"lv{d}_pick")
+                npick = Signal(len(tri), name=f"lv{d}_pick")
                 with m.If(self.en):
                     m.d.sync += npick.eq(picks(cur_last, cur_rank) if d == 1 else cur_pick)
                 cur_pick = npick
@@ -177,7 +181,7 @@ class SegmentedReduce(wiring.Component):
         with m.If(self.en):
             m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
                          self.o_count.eq(self.n_count)]
-            m.d.sync += self.o_pick.eq(cur_pick)
+            m.d.sync += [self.o_pick[r][l].eq(cur_pick[i]) for (r, l), i in tri.items()]
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(
