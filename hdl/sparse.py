@@ -462,8 +462,14 @@ class SparseCore(wiring.Component):
             fit_pop.eq(Mux(adv, Mux(c_valid, fit["both", True], fit["red", True]),
                            fit["held", True])),
         ]
+        # While a beat is in the pipeline (nxt_valid), the job is emitting, is not padding
+        # and has rows left to send (the beat's, unless it ends no row, and then it fits
+        # anyway), so ``emit`` is just a free result register and enough queued rows;
+        # and a START's clear finds the pipeline empty. Popping only adds room
+        # (fit_keep implies fit_pop).
         adv_next = Signal()
-        m.d.comb += adv_next.eq(q.clear | ~nxt_valid | Mux(emit, fit_pop, fit_keep))
+        m.d.comb += adv_next.eq(~nxt_valid | fit_keep
+                                | ((~self.m_valid | self.m_ready) & have & fit_pop))
         m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next), adv_r.eq(adv_next)]
         # The result register loads whenever it is free (empty or being taken), a beat
         # or not: its enable does not wait for the queue-level compare in ``emit``.
