@@ -51,12 +51,19 @@ class ECP5Multiplier(wiring.Component):
 
     Operands are sign- or zero-extended to 18 bits and multiplied as signed, so
     both must fit 18-bit two's complement (signed up to 18 bits, unsigned up to 17).
+
+    With ``output_enable`` the product register loads only while the input ``p_en``
+    is high (a stalling pipeline); otherwise it loads every cycle.
     """
 
-    def __init__(self, a_shape, b_shape, p_shape):
+    def __init__(self, a_shape, b_shape, p_shape, *, output_enable: bool = False):
         self._a, self._b, self._p = _check_fit(a_shape, b_shape, p_shape)
-        super().__init__({"a": In(self._a), "b": In(self._b), "a_en": In(1), "b_en": In(1),
-                          "p": Out(self._p)})
+        self._output_enable = bool(output_enable)
+        members = {"a": In(self._a), "b": In(self._b), "a_en": In(1), "b_en": In(1),
+                   "p": Out(self._p)}
+        if self._output_enable:
+            members["p_en"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -82,7 +89,8 @@ class ECP5Multiplier(wiring.Component):
             p_RESETMODE="SYNC",
             i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
             i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-            i_CE0=self.a_en, i_CE1=self.b_en, i_CE2=1, i_CE3=1,
+            i_CE0=self.a_en, i_CE1=self.b_en,
+            i_CE2=self.p_en if self._output_enable else 1, i_CE3=1,
             # no reset: the registers hold operands and products that the PE reads under
             # its valid flags, so a soft reset need not reach every DSP block
             i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
@@ -90,13 +98,13 @@ class ECP5Multiplier(wiring.Component):
         return m
 
 
-def ecp5_multiplier(a_shape, b_shape, p_shape):
+def ecp5_multiplier(a_shape, b_shape, p_shape, *, output_enable: bool = False):
     """The registered multiplier, or ``None`` if the operands do not fit a MULT18X18D."""
     try:
         _check_fit(a_shape, b_shape, p_shape)
     except ValueError:
         return None
-    return ECP5Multiplier(a_shape, b_shape, p_shape)
+    return ECP5Multiplier(a_shape, b_shape, p_shape, output_enable=output_enable)
 
 
 #: DP16KD aspect ratios: data width -> (address bits below the word address, depth).
@@ -122,17 +130,21 @@ class ECP5RAM(wiring.Component):
     ``w`` whose depth holds the memory (no depth cascading, so no output mux).
     """
 
-    def __init__(self, width: int, depth: int, read_ports: int):
+    def __init__(self, width: int, depth: int, read_ports: int, *, read_enable: bool = False):
         self.mode = dp16kd_mode(depth)
         if self.mode is None:
             raise ValueError(f"{depth} words need more than one DP16KD in depth")
         self.width, self.depth, self.read_ports = width, depth, read_ports
+        self.read_enable = bool(read_enable)
         aw = max(1, bits_for(depth - 1))
-        super().__init__({
+        members = {
             "w_addr": In(aw), "w_data": In(width), "w_en": In(1),
             "r_addr": In(data.ArrayLayout(unsigned(aw), read_ports)),
             "r_data": Out(data.ArrayLayout(unsigned(width), read_ports)),
-        })
+        }
+        if self.read_enable:        # CEB and OCEB: the read side holds while low
+            members["r_en"] = In(1)
+        super().__init__(members)
 
     @property
     def blocks(self) -> int:
@@ -153,6 +165,7 @@ class ECP5RAM(wiring.Component):
         wa = address(self.w_addr, Signal(shift, init=(3 if w == 18 else 0)) if shift else None)
         wdata = Signal(n * w)
         m.d.comb += wdata.eq(self.w_data)
+        r_en = self.r_en if self.read_enable else 1
         for port in range(self.read_ports):
             ra = address(self.r_addr[port], Signal(shift) if shift else None)
             rdata = Signal(n * w)
@@ -178,17 +191,17 @@ class ECP5RAM(wiring.Component):
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                     p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
                     i_CLKA=ClockSignal(), i_CEA=1, i_OCEA=1, i_WEA=self.w_en, i_RSTA=0,
-                    i_CLKB=ClockSignal(), i_CEB=1, i_OCEB=1, i_WEB=0, i_RSTB=0,
+                    i_CLKB=ClockSignal(), i_CEB=r_en, i_OCEB=r_en, i_WEB=0, i_RSTB=0,
                     **pins)
         return m
 
 
-def ecp5_ram(width: int, depth: int, read_ports: int):
+def ecp5_ram(width: int, depth: int, read_ports: int, *, read_enable: bool = False):
     """DP16KD blocks with output registers, or ``None`` when the memory is deeper than
     one block (Yosys' own mapping then cascades them, without output registers)."""
     if dp16kd_mode(depth) is None:
         return None
-    return ECP5RAM(width, depth, read_ports)
+    return ECP5RAM(width, depth, read_ports, read_enable=read_enable)
 
 
 class ECP5Primitives:
@@ -205,8 +218,8 @@ class ECP5Primitives:
             self.accelgen_multiplier = ecp5_multiplier
 
     @staticmethod
-    def accelgen_memory(width, depth, read_ports):
-        return ecp5_ram(width, depth, read_ports)
+    def accelgen_memory(width, depth, read_ports, *, read_enable=False):
+        return ecp5_ram(width, depth, read_ports, read_enable=read_enable)
 
     def install(self, platform) -> None:
         """Offer these hooks on an amaranth-boards ``platform`` too."""

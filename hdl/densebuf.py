@@ -17,6 +17,15 @@ organisations, chosen by the config:
 Word ``w`` of the buffer holds rows ``w*words .. w*words + words - 1``; in the banked
 organisation bank ``b``'s word ``w`` holds rows ``w*words + e*banks + b``,
 ``e = 0 .. words/banks - 1``.
+
+Reads are pipelined over :data:`LATENCY` enabled cycles. Replicated: the block RAM's
+address register, its output register (a DP16KD's ``OUTREG`` through the platform's
+``accelgen_memory`` hook, see :class:`~.ram.PipelinedRAM`; without it a block RAM's
+clock-to-out alone takes most of a 150 MHz cycle), a fabric register that the placer
+can put next to the block RAM (a lane's word comes from 15 blocks spread over the
+column), and a register that keeps the quarter of the word holding the row; the last
+row select is combinational. Banked: the arbitration cycle, then plain registers, so
+both organisations have the same latency.
 """
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
@@ -24,7 +33,12 @@ from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth.lib.memory import Memory
 
-__all__ = ["DenseBuffer"]
+from .ram import PipelinedRAM
+
+__all__ = ["DenseBuffer", "LATENCY"]
+
+#: Enabled cycles from a beat finishing its gather to its rows of X at ``o_x``.
+LATENCY = 4
 
 
 class DenseBuffer(wiring.Component):
@@ -59,8 +73,8 @@ class DenseBuffer(wiring.Component):
         The beat finishes gathering this cycle (if ``en``): every requesting lane
         has been or is being served. Always 1 when replicated.
     o_x : Out(ArrayLayout(unsigned(row_bits), lanes))
-        The rows of X of the beat that finished gathering in the previous enabled
-        cycle (lanes without a request: junk).
+        The rows of X of the beat that finished gathering :data:`LATENCY` enabled
+        cycles earlier (lanes without a request: junk).
     """
 
     def __init__(self, *, lanes, row_bits, words, depth, col_bits, mode="replicated", banks=1):
@@ -85,6 +99,11 @@ class DenseBuffer(wiring.Component):
         })
 
     @property
+    def latency(self) -> int:
+        """Enabled cycles from a beat's gather to its rows at ``o_x``."""
+        return LATENCY
+
+    @property
     def memory_bits(self) -> int:
         """Bits of storage, all copies."""
         copies = self._lanes if self._mode == "replicated" else 1
@@ -101,19 +120,31 @@ class DenseBuffer(wiring.Component):
 
         if self._mode == "replicated":
             m.d.comb += self.i_ready.eq(1)
+            # one copy per lane (one read port each); the platform's block RAM with its
+            # output register when it has one
+            m.submodules.copies = ram = PipelinedRAM(W * RB, self._depth, read_ports=L,
+                                                     latency=3, read_enable=True)
+            m.d.comb += [ram.w_en.eq(self.we), ram.w_addr.eq(self.waddr),
+                         ram.w_data.eq(self.wdata), ram.r_en.eq(self.en)]
+            # the row select: the high bits pick a group of rows into a register, the
+            # low bits the row in it (combinational, at o_x)
+            hi = min(2, wb)
+            lo = wb - hi
+            G = 1 << lo                             # rows per group
             for l in range(L):
-                mem = Memory(shape=unsigned(W * RB), depth=self._depth, init=[])
-                m.submodules[f"copy{l}"] = mem
-                wp = mem.write_port()
-                rp = mem.read_port(domain="sync", transparent_for=())
-                m.d.comb += [wp.en.eq(self.we), wp.addr.eq(self.waddr), wp.data.eq(self.wdata),
-                             rp.addr.eq(word_addr(self.i_col[l])), rp.en.eq(self.en)]
-                sel = Signal(max(1, wb), name=f"sel{l}")
-                if wb:
-                    with m.If(self.en):
-                        m.d.sync += sel.eq(self.i_col[l][:wb])
-                rows = data.View(data.ArrayLayout(unsigned(RB), W), rp.data)
-                m.d.comb += self.o_x[l].eq(rows[sel] if wb else rows[0])
+                m.d.comb += ram.r_addr[l].eq(word_addr(self.i_col[l]))
+                sel = [Signal(max(1, wb), name=f"sel{l}_{k}", reset_less=True)
+                       for k in range(LATENCY)]
+                group = Signal(data.ArrayLayout(unsigned(RB), G), name=f"group{l}",
+                               reset_less=True)
+                rows = data.View(data.ArrayLayout(data.ArrayLayout(unsigned(RB), G), 1 << hi),
+                                 ram.r_data[l])
+                with m.If(self.en):
+                    if wb:
+                        m.d.sync += sel[0].eq(self.i_col[l][:wb])
+                        m.d.sync += [sel[k].eq(sel[k - 1]) for k in range(1, LATENCY)]
+                    m.d.sync += group.eq(rows[sel[2][lo:]] if hi else rows[0])
+                m.d.comb += self.o_x[l].eq(group[sel[3][:lo]] if lo else group[0])
             return m
 
         # -- banked ----------------------------------------------------------------------
@@ -194,5 +225,10 @@ class DenseBuffer(wiring.Component):
                 m.d.comb += fresh.eq(pick(0))
             with m.If(self.en & got[l]):
                 m.d.sync += held[l].eq(fresh)
-            m.d.comb += self.o_x[l].eq(Mux(got[l], fresh, held[l]))
+            # two more registers: the replicated organisation's latency
+            late = [Signal(RB, name=f"late{l}_{k}", reset_less=True) for k in range(LATENCY - 1)]
+            with m.If(self.en):
+                m.d.sync += late[0].eq(Mux(got[l], fresh, held[l]))
+                m.d.sync += [late[k].eq(late[k - 1]) for k in range(1, LATENCY - 1)]
+            m.d.comb += self.o_x[l].eq(late[-1])
         return m

@@ -2,16 +2,19 @@
 
 The segmented reduction finishes rows in whichever lanes their last entries sat:
 a beat may complete none, one or all L of them, scattered across the lanes. The
-queue packs them, in lane order, behind the rows already queued, and hands out
-the oldest R rows at once so that an output beat of R rows can be formed in one
-cycle.
+caller compacts them (the k rows of a beat at write positions 0..k-1, in lane
+order: one AND-OR per position, with the selects the reduction registers); the
+queue appends them behind the rows already queued and hands out the oldest R
+rows at once so that an output beat of R rows can be formed in one cycle.
 
-Storage is ``banks`` small memories (a power of two >= max(L, R)), two rows deep
-each; row ``i`` of the queue lives in bank ``i % banks``. A write of k <= L rows
-then touches k distinct banks and a read of R <= banks consecutive rows touches R
-distinct banks, so one write port and one read port per bank suffice: the lanes
-are routed to banks by the prefix count of the flags (a one-hot mux per bank) and
-the banks back to output positions by a rotation.
+Storage is ``banks`` small memories (a power of two >= max(L, R)), ``depth`` rows
+deep each; row ``i`` of the queue lives in bank ``i % banks``. A write of k <= L
+rows then touches k distinct banks and a read of R <= banks consecutive rows
+touches R distinct banks, so one write port and one read port per bank suffice:
+write position ``r`` goes to bank ``(tail + r) % banks`` and the banks come back to
+output positions by the same rotation from ``head``. A bank's write enable is then
+``w_en`` and one bit of the rotated thermometer code of ``w_count``: no prefix
+count between the caller's registers and the memories' write enables.
 """
 
 from amaranth import Module, Signal, Mux, Cat, unsigned
@@ -33,7 +36,7 @@ class CompactionQueue(wiring.Component):
     """Parameters
     ----------
     lanes : int
-        Rows offered per write (L), under a mask.
+        Most rows per write (L).
     row_bits : int
         Width of one row.
     read_rows : int
@@ -46,15 +49,19 @@ class CompactionQueue(wiring.Component):
     clear : In(1)
         Empty the queue.
     w_en : In(1)
-        Append the rows of the lanes set in ``w_mask``, in lane order. The caller
-        guarantees ``level + popcount(w_mask) <= capacity`` (check it against
-        ``level``: a write and a pop in the same cycle are both applied).
-    w_mask : In(lanes)
+        Append rows ``w_rows[0 .. w_count - 1]``, in that order. The caller
+        guarantees ``level + w_count <= capacity`` (check it against ``level``: a
+        write and a pop in the same cycle are both applied).
+    w_count : In(range(lanes + 1))
     w_rows : In(ArrayLayout(unsigned(row_bits), lanes))
     r_rows : Out(ArrayLayout(unsigned(row_bits), read_rows))
         The oldest rows, oldest first (combinational); those past ``level`` are junk.
+    r_en : In(1)
+        Remove ``r_pop`` rows at the end of the cycle, or all queued rows if there are
+        fewer (rows written in the same cycle stay). A separate strobe, so that a late
+        pop decision only selects between prepared updates.
     r_pop : In(range(read_rows + 1))
-        Remove this many rows (at most ``level``) at the end of the cycle.
+        Rows to remove with ``r_en``.
     level : Out(range(capacity + 1))
         Rows queued.
     """
@@ -73,10 +80,10 @@ class CompactionQueue(wiring.Component):
         self._depth = depth
         super().__init__({
             "clear": In(1),
-            "w_en": In(1), "w_mask": In(lanes),
+            "w_en": In(1), "w_count": In(range(lanes + 1)),
             "w_rows": In(data.ArrayLayout(unsigned(row_bits), lanes)),
             "r_rows": Out(data.ArrayLayout(unsigned(row_bits), read_rows)),
-            "r_pop": In(range(read_rows + 1)),
+            "r_en": In(1), "r_pop": In(range(read_rows + 1)),
             "level": Out(range(self.capacity + 1)),
         })
 
@@ -98,17 +105,22 @@ class CompactionQueue(wiring.Component):
         head = Signal(nbb + dbb)
         tail_lo, tail_hi = tail[:nbb], tail[nbb:]
         head_lo, head_hi = head[:nbb], head[nbb:]
+        # a pop of r_pop rows, or of all of them when fewer are queued: head moves to tail
+        enough = Signal()
+        head_pop = Signal.like(head)
+        m.d.comb += [enough.eq(self.level >= self.r_pop),
+                     head_pop.eq(Mux(enough, head + self.r_pop, tail))]
 
-        # prefix counts: lane l goes to queue position tail + pos[l]
-        pos = []
-        acc = Signal(range(L + 1), name="pos0")
-        m.d.comb += acc.eq(0)
-        for l in range(L):
-            pos.append(acc)
-            nxt = Signal(range(L + 1), name=f"pos{l + 1}")
-            m.d.comb += nxt.eq(acc + self.w_mask[l])
-            acc = nxt
-        count = acc
+        def read_word(h, b):
+            # rows of a read that wrapped past the last bank sit one word further
+            return h[nbb:] + (h[:nbb] > b) if nbb and b < NB - 1 else h[nbb:]
+
+        # write position r (r < w_count) goes to bank (tail + r) % NB
+        therm = Signal(NB)
+        m.d.comb += therm.eq(Cat(*[self.w_count > r for r in range(L)]))
+        count = self.w_count
+        wrote = Signal(range(L + 1))
+        m.d.comb += wrote.eq(Mux(self.w_en, count, 0))
 
         read_data = []
         for b in range(NB):
@@ -116,26 +128,38 @@ class CompactionQueue(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(domain="comb")
-            sel_any = []
-            wdata = 0
-            for l in range(L):
-                sel = Signal(name=f"sel_b{b}_l{l}")
-                if nbb:
-                    m.d.comb += sel.eq(self.w_mask[l] & ((tail_lo + pos[l])[:nbb] == b))
-                else:
-                    m.d.comb += sel.eq(self.w_mask[l])
-                sel_any.append(sel)
-                wdata = wdata | Mux(sel, self.w_rows[l], 0)
+            # the write position this bank takes: (b - tail) % NB, a register per bank
+            # updated with tail (each drives only its bank's data mux)
+            rel = Signal(max(1, nbb), name=f"wpos{b}", init=b)
+            if nbb:
+                with m.If(self.clear):
+                    m.d.sync += rel.eq(b)
+                with m.Else():
+                    with m.If(self.w_en):
+                        m.d.sync += rel.eq(rel - count)
+            rows = [self.w_rows[r] for r in range(L)] + [0] * (NB - L)
+            wdata = Signal(self._row_bits, name=f"wdata{b}")
+            with m.Switch(rel):
+                for r in range(NB):
+                    with m.Case(r):
+                        m.d.comb += wdata.eq(rows[r])
             m.d.comb += [
-                wp.en.eq(self.w_en & Cat(*sel_any).any()),
+                wp.en.eq(self.w_en & therm.bit_select(rel, 1)),
                 wp.data.eq(wdata),
             ]
             # rows of a write or read that wrapped past the last bank sit one word further
             if nbb and b < NB - 1:
-                m.d.comb += [wp.addr.eq(tail_hi + (tail_lo > b)),
-                             rp.addr.eq(head_hi + (head_lo > b))]
+                m.d.comb += wp.addr.eq(tail_hi + (tail_lo > b))
             else:
-                m.d.comb += [wp.addr.eq(tail_hi), rp.addr.eq(head_hi)]
+                m.d.comb += wp.addr.eq(tail_hi)
+            # the read address is a register, updated with head
+            raddr = Signal(dbb, name=f"raddr{b}") if dbb else None
+            if dbb:
+                m.d.comb += rp.addr.eq(raddr)
+                with m.If(self.clear):
+                    m.d.sync += raddr.eq(0)
+                with m.Elif(self.r_en):
+                    m.d.sync += raddr.eq(read_word(head_pop, b))
             read_data.append(rp.data)
 
         for j in range(R):
@@ -149,12 +173,20 @@ class CompactionQueue(wiring.Component):
             else:
                 m.d.comb += self.r_rows[j].eq(read_data[0])
 
-        wrote = Mux(self.w_en, count, 0)
-        m.d.sync += [
-            tail.eq(tail + wrote),
-            head.eq(head + self.r_pop),
-            self.level.eq(self.level + wrote - self.r_pop),
-        ]
+        # the level's next value for each case of w_en, r_en and enough, each from
+        # registers, picked last (w_en and r_en are the late signals)
+        lw = Signal(range(self.capacity + L + 1))
+        lwp = Signal(range(self.capacity + L + 1))
+        lp = Signal(range(self.capacity + 1))
+        m.d.comb += [lw.eq(self.level + count), lwp.eq(self.level + count - self.r_pop),
+                     lp.eq(self.level - self.r_pop)]
+        with m.If(self.w_en):
+            m.d.sync += tail.eq(tail + count)
+        m.d.sync += self.level.eq(Mux(self.r_en,
+                                      Mux(enough, Mux(self.w_en, lwp, lp), wrote),
+                                      Mux(self.w_en, lw, self.level)))
+        with m.If(self.r_en):
+            m.d.sync += head.eq(head_pop)
         with m.If(self.clear):
             m.d.sync += [tail.eq(0), head.eq(0), self.level.eq(0)]
         return m

@@ -15,7 +15,7 @@ beat, whatever ``L`` is, so long rows spread over many beats cost nothing extra.
 Arithmetic wraps modulo ``2**acc_bits`` (two's complement), as the accumulators do.
 """
 
-from amaranth import Module, Signal, Mux, signed
+from amaranth import Module, Signal, Mux, Cat, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 
@@ -53,9 +53,14 @@ class SegmentedReduce(wiring.Component):
     o_count : Out(range(lanes + 1))
         Rows completed by the output beat: the number of lanes set in ``o_last`` (a
         register, so that a consumer's room check starts from flip-flops).
+    o_pick : Out(ArrayLayout(unsigned(lanes), lanes))
+        ``o_pick[r]`` is one-hot: the lane holding the output beat's ``r``-th completed
+        row (zero for ``r >= o_count``), a register, so that a consumer can compact the
+        rows with an AND-OR per position.
     n_valid, n_count : Out(1), Out(range(lanes + 1))
-        What ``o_valid`` and ``o_count`` become at the next enabled cycle (from the
-        last level's registers), for a consumer that registers its stall decision.
+        What ``o_valid`` and ``o_count`` become at the next enabled cycle (registers
+        of the last level, the count formed one level earlier), for a consumer that
+        registers its stall decision.
     busy : Out(1)
         A beat is somewhere in the pipeline (including the output register).
     """
@@ -73,7 +78,8 @@ class SegmentedReduce(wiring.Component):
             "en": In(1), "clear": In(1),
             "i_valid": In(1), "i_value": In(vec), "i_last": In(lanes),
             "o_valid": Out(1), "o_sum": Out(vec), "o_last": Out(lanes),
-            "o_count": Out(range(lanes + 1)), "n_valid": Out(1),
+            "o_count": Out(range(lanes + 1)),
+            "o_pick": Out(data.ArrayLayout(unsigned(lanes), lanes)), "n_valid": Out(1),
             "n_count": Out(range(lanes + 1)), "busy": Out(1),
         })
 
@@ -101,13 +107,54 @@ class SegmentedReduce(wiring.Component):
         cur_f = [0] + [self.i_last[l - 1] for l in range(1, L)]
         cur_last = self.i_last
         cur_valid = self.i_valid
+        cur_count = None
+        cur_rank = None
+        cur_pick = None
         valids = []
+
+        def ranks(last):
+            # lane l's row number in the beat: the flags below it (a popcount tree each)
+            out = []
+            for l in range(L):
+                terms = [last[i] for i in range(l)] or [0]
+                while len(terms) > 1:
+                    terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                out.append(terms[0])
+            return out
+
+        # the picks that can be set (r <= l), packed: bit tri(r, l)
+        tri = {}
+        for l in range(L):
+            for r in range(l + 1):
+                tri[r, l] = len(tri)
+
+        def picks(last, rank):
+            # lane l ends the beat's r-th row
+            return Cat(*[last[l] & (rank[l] == r) for (r, l) in tri])
         for d in range(self.levels):
             dist = 1 << d
             nv = vec_signals(f"lv{d}")
             nf = [Signal(name=f"lv{d}_f{l}") for l in range(L)]
             nlast = Signal(L, name=f"lv{d}_last")
             nvalid = Signal(name=f"lv{d}_valid")
+            if d == self.levels - 1:        # the beat's row count, a register
+                ncount = Signal(range(L + 1), name=f"lv{d}_count")
+                with m.If(self.en):
+                    m.d.sync += ncount.eq(sum(cur_last[l] for l in range(L)))
+                cur_count = ncount
+            # the picks (see o_pick): ranks registered at level 0, one-hot at level 1,
+            # then carried
+            if d == 0 and self.levels >= 2:
+                nrank = [Signal(range(L + 1), name=f"lv0_rank{l}") for l in range(L)]
+                with m.If(self.en):
+                    m.d.sync += [nrank[l].eq(v) for l, v in enumerate(ranks(cur_last))]
+                cur_rank = nrank
+            elif d >= 1 and self.levels >= 2:
+                npick = Signal(len(tri), name=f"lv{d}_pick")
+                with m.If(self.en):
+                    m.d.sync += npick.eq(picks(cur_last, cur_rank) if d == 1 else cur_pick)
+                cur_pick = npick
             with m.If(self.en):
                 m.d.sync += [nlast.eq(cur_last), nvalid.eq(cur_valid)]
                 for l in range(L):
@@ -123,13 +170,18 @@ class SegmentedReduce(wiring.Component):
             cur_v, cur_f, cur_last, cur_valid = nv, nf, nlast, nvalid
             valids.append(nvalid)
 
+        if cur_pick is None:        # fewer than two levels: picks formed in the final stage
+            cur_pick = picks(cur_last, ranks(cur_last))
+
         # final stage: add the carry to the lanes of the beat's first row
         carry = [Signal(signed(A), name=f"carry_p{p}") for p in range(P)]
         m.d.comb += [self.n_valid.eq(cur_valid),
-                     self.n_count.eq(sum(cur_last[l] for l in range(L)))]
+                     self.n_count.eq(sum(cur_last[l] for l in range(L)) if cur_count is None
+                                     else cur_count)]
         with m.If(self.en):
             m.d.sync += [self.o_valid.eq(self.n_valid), self.o_last.eq(cur_last),
                          self.o_count.eq(self.n_count)]
+            m.d.sync += [self.o_pick[r][l].eq(cur_pick[i]) for (r, l), i in tri.items()]
             for l in range(L):
                 for p in range(P):
                     m.d.sync += self.o_sum[l][p].eq(

@@ -14,12 +14,15 @@ loader (the job FSM)
     Each lane reads the row of X its entry names (replicated: one copy per lane;
     banked: arbitration, conflict stalls).
 multiply
-    P products per lane (one per column of X), extended to the accumulator width.
+    P products per lane (one per column of X), extended to the accumulator width,
+    on a multiplier with registered operands and product (a DSP block's own
+    registers when the platform offers ``accelgen_multiplier``).
 ``SegmentedReduce``
     Row sums across the lanes by the last-in-row flags, with a carry for the row
     left open at the end of a beat; 0..L rows complete per beat, in order.
-``CompactionQueue`` and output packer
-    The completed rows, compacted in order, leave ``rows_per_beat`` per result beat.
+compaction, ``CompactionQueue`` and output packer
+    The completed rows, compacted in order (a registered stage), are queued and
+    leave ``rows_per_beat`` per result beat.
 
 The pipeline after the gather stage never reorders: rows leave in row order. A
 full result queue stops the whole pipeline for a cycle (output stall). Nothing of
@@ -53,18 +56,29 @@ from amaranth import ResetInserter
 
 from .sparse_config import SparseConfig
 from .sparse_regs import SPARSE_ERRORS, sparse_register_map
-from .densebuf import DenseBuffer
+from .densebuf import DenseBuffer, LATENCY as BUFFER_LATENCY
 from .segscan import SegmentedReduce
 from .rowqueue import CompactionQueue
 from .axil import AXI4LiteCSR, axi_top_members, axi_top_domain, connect_axil
 
-__all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE"]
+__all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE",
+           "POST_REDUCE"]
 
 ERR = {e.name: e.code for e in SPARSE_ERRORS}
 
 #: Registered stages between an entry beat's acceptance and the segmented reduction:
-#: gather (S1), buffer read (S2), row select (S3), multiply (S4).
-PIPELINE = ("gather", "read", "select", "multiply")
+#: gather (S1), the dense buffer's read pipeline (S2-S5: block RAM address register,
+#: its output register, a fabric register next to the block RAM, the row's group of the
+#: word; see :class:`.densebuf.DenseBuffer`), the multiplier's operand registers (S6,
+#: after the last row select) and its product register (S7).
+PIPELINE = ("gather", "read", "outreg", "hold", "select", "operand", "multiply")
+
+#: Registered stages between the segmented reduction and the compaction queue: the
+#: completed rows, compacted to positions 0..k-1 (the queue's write enables and data
+#: then start at registers).
+POST_REDUCE = ("compact",)
+
+assert PIPELINE.index("select") == BUFFER_LATENCY, "the rows of X arrive at the select stage"
 
 #: Rows per bank of the compaction queue. Two left the lanes stalled on output for ~2%
 #: of the cycles on 2-nonzero rows (up to L rows per beat arriving in bursts while the
@@ -83,6 +97,16 @@ def entry_layout(cfg: SparseConfig) -> data.StructLayout:
     """One CSR entry in its slot: value, column index, last-in-row, empty-row (LSB first)."""
     return data.StructLayout({"value": _shape(cfg.a), "col": unsigned(cfg.col_bits),
                               "last": 1, "empty": 1})
+
+
+def _multiplier(platform, a_shape, b_shape, p_shape):
+    """The platform's registered multiplier with a product enable, or ``None``.
+
+    Same hook as :func:`.pe.registered_multiplier`, asked for an output register that
+    holds while ``p_en`` is low (``output_enable=True``): the sparse pipeline stalls.
+    """
+    hook = getattr(platform, "accelgen_multiplier", None)
+    return hook(a_shape, b_shape, p_shape, output_enable=True) if hook is not None else None
 
 
 def _popcount(m, bits, n, name):
@@ -156,15 +180,29 @@ class SparseCore(wiring.Component):
         # -- job registers -------------------------------------------------------------------
         M = Signal(32); N = Signal(32); E = Signal(32)
         x_beats = Signal(33 - wxb); x_idx = Signal(33 - wxb)
+        # From the job registers in SETUP, so that CHECK, LOAD and the entry checks read
+        # flags and short counts: the start checks, the X beats left and whether the
+        # next one is the last, and COLS capped at 2**col_bits (a column index is out
+        # of range when it is at least that).
+        chk_dim = Signal(); chk_over = Signal()
+        x_rem = Signal(range(cfg.x_depth + 1)); x_last = Signal()
+        n_lim = Signal(cfg.col_bits + 1)
         # Counts past CHECK are sized to the limits (a larger job is rejected there).
-        remaining = Signal(range(cfg.max_nnz + 1))     # entries not yet accepted
-        rows_todo = Signal(range(cfg.max_rows + 1))    # rows the accepted entries have yet to end
-        rows_left = Signal(range(cfg.max_rows + 1))    # rows not yet sent
+        # entries not yet accepted after the next beat (the count the flags below are
+        # updated from, so that their compares start at a register, not a subtract)
+        rem_after = Signal(range(cfg.max_nnz + 1))
+        # rows the accepted entries have yet to end: rows_todo, kept as its low bits
+        # (todo_lo, as wide as a beat's row count), its high part and that less one, and
+        # whether the high part is zero, so that a beat's update is a short subtract
+        # whose borrow picks the high part (see ``todo_step``)
+        todo_bits = len(Signal(range(cfg.max_rows + 1)))
+        # rows left after the next result beat if it is a full one (used only when it is)
+        rows_after = Signal(range(cfg.max_rows + 1))
         # Held in registers so that the checks of an entry beat, which decide whether it
         # is taken, are shallow: lane l of the next beat holds an entry (remaining > l),
         # the next beat is the final one (remaining <= L), and its entry in lane l is the
-        # job's last (remaining == l + 1). Each is updated from the current count, as the
-        # count steps by L.
+        # job's last (remaining == l + 1), ``remaining`` being the entries not yet
+        # accepted. Each is updated from rem_after, as the count steps by L.
         v_next = Signal(L); final_next = Signal(); fin_lane = Signal(L)
         acc_open = Signal()             # entry beats still to accept
         emitting = Signal(); padding = Signal()
@@ -174,6 +212,14 @@ class SparseCore(wiring.Component):
         m.d.comb += self.error_code.eq(err_code)
 
         adv = Signal(init=1)            # the pipeline advances this cycle (a register)
+        # Copies of adv for the pipeline's registers (thousands of enables), so that the
+        # copy the control logic reads, and computes adv from, stays near that logic.
+        # They take the same next value; being reset-less, and one of them starting at
+        # 0, keeps synthesis from merging them. They may differ from adv only in the
+        # cycle after a reset, when every stage is empty (its valid flag reset) and no
+        # entry beat can be taken (acc_open is reset), so holding then changes nothing.
+        adv_x = Signal(init=1, reset_less=True)     # S1 data, dense buffer, S2..S4
+        adv_r = Signal(init=0, reset_less=True)     # multipliers, reduction, compaction
 
         # -- input beat decode (combinational, at acceptance) --------------------------------
         layout = entry_layout(cfg)
@@ -186,7 +232,7 @@ class SparseCore(wiring.Component):
                 v_in[l].eq(v_next[l]),
                 last_in[l].eq(ent[l].last & v_in[l]),
                 req_in[l].eq(v_in[l] & ~ent[l].empty),
-                bad_col[l].eq(req_in[l] & (ent[l].col >= N)),
+                bad_col[l].eq(req_in[l] & (ent[l].col >= n_lim)),
             ]
         m.d.comb += last_of_final.eq((fin_lane & Cat(*[ent[l].last for l in range(L)])).any())
         k_in = _popcount(m, last_in, L, "k_in")
@@ -195,9 +241,22 @@ class SparseCore(wiring.Component):
         # Rows this beat ends against the rows still to end: too many, or (final beat)
         # not exactly all of them. k_in <= L, so rows_todo only matters below 2**kb.
         kb = len(k_in)
+        hb = max(1, todo_bits - kb)
         todo_small = Signal(); todo_lo = Signal(kb)
-        m.d.comb += [todo_small.eq(rows_todo[kb:] == 0 if len(rows_todo) > kb else 1),
-                     todo_lo.eq(rows_todo[:kb])]
+        todo_hi = Signal(hb); todo_hi_m1 = Signal(hb)
+
+        def todo_load(count):
+            return [todo_lo.eq(count[:kb]), todo_hi.eq(count[kb:kb + hb]),
+                    todo_hi_m1.eq(count[kb:kb + hb] - 1), todo_small.eq(count[kb:] == 0)]
+
+        def todo_step():
+            # rows_todo - k_in: a kb-bit subtract; its borrow steps the high part
+            diff = Signal(kb + 1, name="todo_diff")
+            m.d.comb += diff.eq(Cat(todo_lo, 0) - k_in)
+            return [todo_lo.eq(diff[:kb]),
+                    todo_hi.eq(Mux(diff[kb], todo_hi_m1, todo_hi)),
+                    todo_hi_m1.eq(Mux(diff[kb], todo_hi_m1 - 1, todo_hi_m1)),
+                    todo_small.eq(Mux(diff[kb], todo_hi_m1 == 0, todo_small))]
         e_short = Signal(); e_long = Signal(); e_col = Signal(); e_rows = Signal()
         m.d.comb += [
             e_short.eq(self.s_last & ~final_in),
@@ -205,12 +264,6 @@ class SparseCore(wiring.Component):
             e_col.eq(bad_col.any()),
             e_rows.eq((todo_small & (k_in > todo_lo))
                       | (final_in & (~todo_small | (k_in != todo_lo) | ~last_of_final))),
-        ]
-        bad_in = Signal(); bad_code = Signal(8)
-        m.d.comb += [
-            bad_in.eq(e_short | e_long | e_col | e_rows),
-            bad_code.eq(Mux(e_short, ERR["SHORT_STREAM"], Mux(e_long, ERR["LONG_STREAM"],
-                        Mux(e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"])))),
         ]
 
         def count_entries(count):
@@ -220,115 +273,239 @@ class SparseCore(wiring.Component):
                     fin_lane.eq(Cat(*[count == l + 1 for l in range(L)]))]
 
         # -- S1: gather ------------------------------------------------------------------------
-        s1_valid = Signal()
+        s1_valid = Signal()     # an accepted beat is in S1 (it may have failed its checks)
+        s1_ok = Signal()        # ... and it passed them
+        # the checks of the beat in S1, registered at its acceptance (each is shallow;
+        # combining them and acting on them waits for the next cycle)
+        s1_e_short = Signal(); s1_e_long = Signal(); s1_e_col = Signal(); s1_e_rows = Signal()
+        s1_tlast = Signal(); s1_bad = Signal()
+        m.d.comb += [s1_bad.eq(s1_valid & (s1_e_short | s1_e_long | s1_e_col | s1_e_rows)),
+                     s1_ok.eq(s1_valid & ~s1_bad)]
+        # (s1_value and s1_col keep the reset: reset-less, they made Yosys 0.70's abc9
+        # reintegration fail an assertion in the out-of-context netlist)
         s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}") for l in range(L)]
         s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L))
         s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
-        m.d.comb += [db.en.eq(adv), db.i_valid.eq(s1_valid), db.i_col.eq(s1_col),
+        m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_ok), db.i_col.eq(s1_col),
                      db.i_req.eq(s1_req)]
         leave = Signal()
-        m.d.comb += leave.eq(adv & s1_valid & db.i_ready)
+        m.d.comb += leave.eq(adv & s1_ok & db.i_ready)
 
         in_run = Signal()
         accept = Signal()
         m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
-        with m.If(leave):
+        with m.If(leave | s1_bad):
             m.d.sync += s1_valid.eq(0)
-        # The beat's registers load on every accepted beat, a bad one included (it is
-        # never valid, so never read): only s1_valid and the job FSM wait for the checks.
-        with m.If(accept):
-            m.d.sync += [s1_valid.eq(~bad_in), s1_lanes.eq(v_in), s1_last.eq(last_in),
-                         s1_req.eq(req_in)]
+        # The beat's registers load whenever the gather stage is free (empty or its beat
+        # leaving), on an accepted beat, a bad one included, and on no beat at all (then
+        # s1_valid is low and they are never read): only s1_valid and the job FSM wait
+        # for the checks, and the registers' enable is the stage's, not the handshake.
+        s1_free = Signal(); s1_load = Signal()
+        m.d.comb += [s1_free.eq(adv & (~s1_ok | db.i_ready)),
+                     s1_load.eq(adv_x & (~s1_ok | db.i_ready))]
+        with m.If(s1_load):
+            m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in),
+                         s1_e_short.eq(e_short), s1_e_long.eq(e_long), s1_e_col.eq(e_col),
+                         s1_e_rows.eq(e_rows), s1_tlast.eq(self.s_last)]
             for l in range(L):
                 m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
+        # A failing beat never leaves S1 (it is dropped there, and no beat is taken
+        # while it is there); the job FSM reacts to it one cycle later, from registers
+        # (bad_q, the beat's error code and TLAST). So the checks end at flip-flops.
+        bad_q = Signal(); bad_code_q = Signal(8); bad_last_q = Signal()
+        m.d.sync += [bad_q.eq(s1_bad), bad_last_q.eq(s1_tlast),
+                     bad_code_q.eq(Mux(s1_e_short, ERR["SHORT_STREAM"],
+                                   Mux(s1_e_long, ERR["LONG_STREAM"],
+                                   Mux(s1_e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"]))))]
+        with m.If(accept):
+            m.d.sync += s1_valid.eq(1)
         s1_count = _popcount(m, s1_lanes, L, "s1_count")
         s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
-        # -- S2: buffer read; S3: row select; S4: multiply ------------------------------------
-        s2_valid = Signal(); s2_last = Signal(L); s2_zero = Signal(L)
-        s2_value = [Signal(_shape(cfg.a), name=f"s2_value{l}") for l in range(L)]
-        s3_valid = Signal(); s3_last = Signal(L); s3_zero = Signal(L)
-        s3_value = [Signal(_shape(cfg.a), name=f"s3_value{l}") for l in range(L)]
-        s3_x = [Signal(data.ArrayLayout(_shape(cfg.x), P), name=f"s3_x{l}") for l in range(L)]
-        s4_valid = Signal(); s4_last = Signal(L)
-        prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
-        with m.If(adv):
-            m.d.sync += [s2_valid.eq(leave), s3_valid.eq(s2_valid), s4_valid.eq(s3_valid),
-                         s3_last.eq(s2_last), s3_zero.eq(s2_zero), s4_last.eq(s3_last)]
-            with m.If(leave):
-                m.d.sync += [s2_last.eq(s1_last), s2_zero.eq(~s1_req)]
-                m.d.sync += [s2_value[l].eq(s1_value[l]) for l in range(L)]
-            for l in range(L):
-                m.d.sync += [s3_value[l].eq(s2_value[l]), s3_x[l].eq(db.o_x[l])]
-                for p in range(P):
-                    m.d.sync += prod[l][p].eq(Mux(s3_zero[l], 0, s3_value[l] * s3_x[l][p]))
+        # -- S2..S7: the dense buffer's read (S2-S5), operands (S6), product (S7) ----------
+        # Per-beat flags and the A values travel alongside; data registers are
+        # reset-less (only the valid flags need the soft reset).
+        NS = len(PIPELINE)
+        SEL = PIPELINE.index("select") + 1      # stage number (S1 = gather) of o_x
+        sv = {1: s1_valid}; sl = {1: s1_last}
+        sz, sa = {}, {}
+        for k in range(2, NS + 1):
+            sv[k] = Signal(name=f"s{k}_valid")
+            sl[k] = Signal(L, name=f"s{k}_last")
+        for k in range(2, SEL + 1):
+            sz[k] = Signal(L, name=f"s{k}_zero", reset_less=True)
+            sa[k] = [Signal(_shape(cfg.a), name=f"s{k}_value{l}", reset_less=True)
+                     for l in range(L)]
+        with m.If(adv_x):
+            # S2's flags and values load on every enabled cycle (only its valid flag
+            # waits for ``leave``): junk while s2_valid is low, never used then
+            m.d.sync += sv[2].eq(leave)
+            m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
+            m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
+            for k in range(3, NS + 1):
+                m.d.sync += [sv[k].eq(sv[k - 1]), sl[k].eq(sl[k - 1])]
+            for k in range(3, SEL + 1):
+                m.d.sync += sz[k].eq(sz[k - 1])
+                m.d.sync += [sa[k][l].eq(sa[k - 1][l]) for l in range(L)]
 
-        # -- segmented reduction and compaction queue -----------------------------------------
-        m.d.comb += [
-            red.en.eq(adv), red.i_valid.eq(s4_valid), red.i_value.eq(prod),
-            red.i_last.eq(s4_last),
-            q.w_en.eq(red.o_valid & adv), q.w_mask.eq(red.o_last),
-        ]
-        # adv = ~(o_valid & (level + o_count > capacity)): the reduction's output beat
-        # stalls while the queue has no room for its rows. It enables nearly every
-        # register of the pipeline, so it is a register itself, computed from what
-        # o_valid, o_count and the queue level will be in the next cycle (the queue's
-        # own update: rows written, rows popped, cleared).
-        nxt_valid = Signal(); nxt_count = Signal(range(L + 1))
-        nxt_level = Signal(range(q.capacity + L + 1))
-        m.d.comb += [
-            nxt_valid.eq(Mux(adv, red.n_valid, red.o_valid)),
-            nxt_count.eq(Mux(adv, red.n_count, red.o_count)),
-            nxt_level.eq(Mux(q.clear, 0, q.level + Mux(q.w_en, red.o_count, 0) - q.r_pop)),
-        ]
-        m.d.sync += adv.eq(~(nxt_valid & (nxt_level + nxt_count > q.capacity)))
+        prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
+        x_row = data.ArrayLayout(_shape(cfg.x), P)
         for l in range(L):
-            m.d.comb += q.w_rows[l].eq(red.o_sum[l].as_value())
+            # an empty-row placeholder multiplies by zero
+            op_a = Signal(_shape(cfg.a), name=f"op_a{l}")
+            m.d.comb += op_a.eq(Mux(sz[SEL][l], 0, sa[SEL][l]))
+            x_l = data.View(x_row, db.o_x[l])
+            for p in range(P):
+                mul = _multiplier(platform, _shape(cfg.a), _shape(cfg.x), signed(cfg.acc_bits))
+                if mul is not None:
+                    m.submodules[f"mul{l}_{p}"] = mul
+                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(adv_r),
+                                 mul.b_en.eq(adv_r), mul.p_en.eq(adv_r), prod[l][p].eq(mul.p)]
+                else:
+                    reg_a = Signal(_shape(cfg.a), name=f"s5_a{l}_{p}", reset_less=True)
+                    reg_b = Signal(_shape(cfg.x), name=f"s5_x{l}_{p}", reset_less=True)
+                    reg_p = Signal(signed(cfg.acc_bits), name=f"s6_p{l}_{p}", reset_less=True)
+                    with m.If(adv_r):
+                        m.d.sync += [reg_a.eq(op_a), reg_b.eq(x_l[p]), reg_p.eq(reg_a * reg_b)]
+                    m.d.comb += prod[l][p].eq(reg_p)
+
+        # -- segmented reduction, compaction, compaction queue --------------------------------
+        m.d.comb += [
+            red.en.eq(adv_r), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
+            red.i_last.eq(sl[NS]),
+        ]
+        # compaction: the k rows a beat completes, at positions 0..k-1 in lane order
+        c_valid = Signal(); c_count = Signal(range(L + 1))
+        c_rows = [Signal(cfg.row_bits, name=f"c_row{r}", reset_less=True) for r in range(L)]
+        with m.If(adv_r):
+            m.d.sync += [c_valid.eq(red.o_valid), c_count.eq(red.o_count)]
+            for r in range(L):
+                terms = [Mux(red.o_pick[r][l], red.o_sum[l].as_value(), 0)
+                         for l in range(r, L)]
+                while len(terms) > 1:
+                    terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                             for i in range(0, len(terms), 2)]
+                m.d.sync += c_rows[r].eq(terms[0])
+        m.d.comb += [q.w_en.eq(c_valid & adv), q.w_count.eq(c_count)]
+        m.d.comb += [q.w_rows[r].eq(c_rows[r]) for r in range(L)]
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(s1_valid | s2_valid | s3_valid | s4_valid | red.busy)
+        m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
-        # rows_left, and from it k_out (rows in the next beat: min(rows_left, rb)), whether
-        # that beat is the last and whether rows are left, are registers, updated as
-        # beats are emitted: the emit decision only compares k_out with the queue level.
+        # k_out (rows in the next beat: min(rows left, rb)), whether that beat is the last
+        # and whether rows are left are registers, updated as beats are emitted: the emit
+        # decision only compares k_out with the queue level. Their next values come from
+        # registers too: rows_after (rows left after a full next beat) and last2 (the beat
+        # after the next one is the last).
         k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
-        emit = Signal(); pop = Signal(range(rb + 1))
+        last2 = Signal()
+        emit = Signal()
+        k_emit = Signal(range(rb + 1))      # k_out after an emitted beat
+        m.d.comb += k_emit.eq(Mux(out_last, 0, Mux(last2, rows_after, rb)))
 
         def count_rows(count):
-            return [rows_left.eq(count), k_out.eq(Mux(count >= rb, rb, count)),
-                    out_last.eq(count <= rb), out_more.eq(count != 0)]
+            return [k_out.eq(Mux(count >= rb, rb, count)), out_last.eq(count <= rb),
+                    out_more.eq(count != 0), rows_after.eq(count - rb),
+                    last2.eq(count <= 2 * rb)]
 
+        have = Signal()         # the queue holds the next beat's rows
         m.d.comb += [
-            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more
-                    & (padding | (q.level >= k_out))),
-            pop.eq(Mux(padding & (q.level < k_out), q.level, k_out)),
-            q.r_pop.eq(Mux(emit, pop, 0)),
+            have.eq(q.level >= k_out),
+            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more & (padding | have)),
+            # a padded beat (k_out > level) empties the queue
+            q.r_en.eq(emit), q.r_pop.eq(k_out),
         ]
-        with m.If(self.m_valid & self.m_ready):
-            m.d.sync += self.m_valid.eq(0)
-        with m.If(emit):
+
+        # adv = ~(c_valid & (level + c_count > capacity)): the compacted beat stalls while
+        # the queue has no room for its rows. It enables nearly every register of the
+        # pipeline, so it is a register itself, computed from what c_valid, c_count and
+        # the queue level will be in the next cycle (the queue's own update: rows
+        # written, rows popped, cleared). A pop takes k_out rows except while padding,
+        # and then the pipeline is empty (padding starts once it is), so the next beat
+        # is not valid and the room does not matter: k_out stands for the pop. The
+        # room is compared for every case of the registers adv and c_valid (rows
+        # written: c_count or none; next beat: red's or the held one) and of ``emit``,
+        # each a sum of two registers against the level, and the case picked last.
+        #
+        # Each case is ``level <= T`` for a register T: Q less the rows written and the
+        # next beat's rows, plus k_out when popping. The T registers follow c_count,
+        # red.o_count and k_out as those load: with adv, c_count takes red.o_count and
+        # red.o_count takes red.n_count (a register too); k_out changes when a beat is
+        # emitted (to k_emit) and in SETUP, which no valid beat is near enough to see.
+        Q = q.capacity
+        t_red = Signal(range(Q + 1), init=Q)        # Q - red.o_count
+        t_held = Signal(range(Q + 1), init=Q)       # Q - c_count
+        t_both = Signal(range(Q + 1), init=Q)       # Q - c_count - red.o_count
+        t_nxt = {"red": Signal(range(Q + 1), name="t_red_nxt"),
+                 "held": Signal(range(Q + 1), name="t_held_nxt"),
+                 "both": Signal(range(Q + 1), name="t_both_nxt")}
+        m.d.comb += [
+            t_nxt["red"].eq(Mux(adv, Q - red.n_count, t_red)),
+            t_nxt["held"].eq(Mux(adv, t_red, t_held)),
+            t_nxt["both"].eq(Mux(adv, t_red - red.n_count, t_both)),
+        ]
+        m.d.sync += [t_red.eq(t_nxt["red"]), t_held.eq(t_nxt["held"]),
+                     t_both.eq(t_nxt["both"])]
+        fit = {}
+        for name, t in (("both", t_both), ("red", t_red), ("held", t_held)):
+            t_pop = Signal(range(Q + rb + 1), init=Q, name=f"t_{name}_pop")   # t + k_out
+            m.d.sync += t_pop.eq(t_nxt[name] + Mux(emit, k_emit, k_out))
+            for popping, bound in ((False, t), (True, t_pop)):
+                f = Signal(name=f"fit_{name}{'_pop' if popping else ''}")
+                m.d.comb += f.eq(q.level <= bound)
+                fit[name, popping] = f
+        fit_keep = Signal(); fit_pop = Signal(); nxt_valid = Signal()
+        m.d.comb += [
+            nxt_valid.eq(Mux(adv, red.o_valid, c_valid)),
+            fit_keep.eq(Mux(adv, Mux(c_valid, fit["both", False], fit["red", False]),
+                            fit["held", False])),
+            fit_pop.eq(Mux(adv, Mux(c_valid, fit["both", True], fit["red", True]),
+                           fit["held", True])),
+        ]
+        # While a beat is in the pipeline (nxt_valid), the job is emitting, is not padding
+        # and has rows left to send (the beat's, unless it ends no row, and then it fits
+        # anyway), so ``emit`` is just a free result register and enough queued rows;
+        # and a START's clear finds the pipeline empty. Popping only adds room
+        # (fit_keep implies fit_pop).
+        adv_next = Signal()
+        m.d.comb += adv_next.eq(~nxt_valid | fit_keep
+                                | ((~self.m_valid | self.m_ready) & have & fit_pop))
+        m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next), adv_r.eq(adv_next)]
+        # The result register loads whenever it is free (empty or being taken), a beat
+        # or not: its enable does not wait for the queue-level compare in ``emit``.
+        with m.If(~self.m_valid | self.m_ready):
             beat = []
             for j in range(rb):
                 beat.append(Mux((j < k_out) & (j < q.level), q.r_rows[j], 0))
-            m.d.sync += [self.m_valid.eq(1), self.m_last.eq(out_last),
-                         self.m_data.eq(Cat(*beat)), *count_rows(rows_left - k_out)]
+            m.d.sync += [self.m_valid.eq(emit), self.m_last.eq(out_last),
+                         self.m_data.eq(Cat(*beat))]
+        with m.If(emit):
+            with m.If(out_last):
+                m.d.sync += [k_out.eq(0), out_more.eq(0)]
+            with m.Else():
+                m.d.sync += [k_out.eq(k_emit), out_last.eq(last2),
+                             rows_after.eq(rows_after - rb), last2.eq(rows_after <= 2 * rb)]
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
 
         # -- counters -------------------------------------------------------------------------
         with m.If(self.busy):
             m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
-        with m.If(in_run & (acc_open | s1_valid)):
+        with m.If(in_run & (acc_open | s1_ok)):
             with m.If(~adv):
                 m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
-            with m.Elif(s1_valid & ~db.i_ready):
+            with m.Elif(s1_ok & ~db.i_ready):
                 m.d.sync += self.conflict_stall_cycles.eq(self.conflict_stall_cycles + 1)
-            with m.Elif(~s1_valid):
+            with m.Elif(~s1_ok):
                 m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
-        with m.If(adv & s1_valid):
-            m.d.sync += self.lane_busy_cycles.eq(self.lane_busy_cycles + s1_count)
-            with m.If(db.i_ready):
-                m.d.sync += self.nnz.eq(self.nnz + s1_nnz)
+        # The lane and nonzero counts of a beat are added one cycle after it leaves
+        # (a registered increment, so no popcount before the 64-bit adders); the last
+        # one lands long before the job's last result beat.
+        busy_add = Signal(range(L + 1)); nnz_add = Signal(range(L + 1))
+        m.d.sync += [busy_add.eq(Mux(adv & s1_ok, s1_count, 0)),
+                     nnz_add.eq(Mux(adv & s1_ok & db.i_ready, s1_nnz, 0)),
+                     self.lane_busy_cycles.eq(self.lane_busy_cycles + busy_add),
+                     self.nnz.eq(self.nnz + nnz_add)]
 
         # -- job control ----------------------------------------------------------------------
         def finish():
@@ -339,7 +516,14 @@ class SparseCore(wiring.Component):
         def fail(code):
             m.d.sync += [err_code.eq(code), self.error.eq(1)]
 
-        m.d.comb += [db.waddr.eq(x_idx), db.wdata.eq(self.s_data)]
+        # The dense buffer's write is registered: its enable reaches every copy's block
+        # RAMs from a flip-flop. The first entry beat reads the buffer two cycles after
+        # the last X beat is taken, one after this write.
+        x_we = Signal()
+        x_waddr = Signal.like(x_idx, reset_less=True)
+        x_wdata = Signal.like(self.s_data, reset_less=True)
+        m.d.sync += [x_we.eq(0), x_waddr.eq(x_idx), x_wdata.eq(self.s_data)]
+        m.d.comb += [db.we.eq(x_we), db.waddr.eq(x_waddr), db.wdata.eq(x_wdata)]
         m.d.comb += [red.clear.eq(0), q.clear.eq(0)]
         with m.FSM(name="job"):
             with m.State("IDLE"):
@@ -358,14 +542,19 @@ class SparseCore(wiring.Component):
                     m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
-                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), remaining.eq(E),
-                             rows_todo.eq(M), *count_entries(E), *count_rows(M)]
+                m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), rem_after.eq(E - L),
+                             *todo_load(M), *count_entries(E), *count_rows(M),
+                             chk_dim.eq((M == 0) | (N == 0) | (E == 0) | (E < M)),
+                             chk_over.eq((M > cfg.max_rows) | (N > cfg.max_cols)
+                                         | (E > cfg.max_nnz)),
+                             n_lim.eq(Mux(N[cfg.col_bits:] != 0, 1 << cfg.col_bits,
+                                          N[:cfg.col_bits]))]
                 m.next = "CHECK"
             with m.State("CHECK"):
-                dim_bad = (M == 0) | (N == 0) | (E == 0) | (E < M)
-                over = (M > cfg.max_rows) | (N > cfg.max_cols) | (E > cfg.max_nnz)
-                with m.If(dim_bad | over):
-                    fail(Mux(dim_bad, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
+                # x_beats <= x_depth when the job passes (COLS <= MAX_COLS)
+                m.d.sync += [x_rem.eq(x_beats), x_last.eq(x_beats == 1)]
+                with m.If(chk_dim | chk_over):
+                    fail(Mux(chk_dim, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
                     m.d.sync += flush.eq(1)
                     finish()
                 with m.Else():
@@ -378,27 +567,30 @@ class SparseCore(wiring.Component):
                     with m.If(self.s_valid & self.s_last):
                         m.d.sync += discard.eq(0)
                 with m.Elif(self.s_valid):
-                    m.d.comb += db.we.eq(1)
-                    m.d.sync += x_idx.eq(x_idx + 1)
+                    m.d.sync += x_we.eq(1)
+                    m.d.sync += [x_idx.eq(x_idx + 1), x_rem.eq(x_rem - 1), x_last.eq(x_rem == 2)]
                     with m.If(self.s_last):
                         fail(ERR["SHORT_STREAM"])
                         m.next = "ABORT"
-                    with m.Elif(x_idx == x_beats - 1):
+                    with m.Elif(x_last):
                         m.d.sync += acc_open.eq(1)
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
-                             self.s_ready.eq(acc_open & adv & (~s1_valid | db.i_ready))]
-                with m.If(accept):
-                    # The counts step on a bad beat too: the job is over, they go unused.
-                    m.d.sync += [remaining.eq(remaining - L), rows_todo.eq(rows_todo - k_in),
-                                 *count_entries(remaining - L)]
-                    with m.If(bad_in):
-                        fail(bad_code)
-                        m.d.sync += [acc_open.eq(0), discard.eq(~self.s_last)]
-                        m.next = "ABORT"
-                    with m.Elif(final_in):
+                             self.s_ready.eq(acc_open & s1_free & ~s1_bad & ~bad_q)]
+                # The counts step with every beat offered while the gather stage takes
+                # one: a bad beat included, and a beat refused because an earlier one
+                # failed (s1_bad, bad_q): the job is over then and they go unused. So
+                # their enable does not wait for the checks of the beat in S1.
+                with m.If(self.s_valid & acc_open & s1_free):
+                    m.d.sync += [rem_after.eq(rem_after - L), *todo_step(),
+                                 *count_entries(rem_after)]
+                    with m.If(final_in):
                         m.d.sync += acc_open.eq(0)
+                with m.If(bad_q):
+                    fail(bad_code_q)
+                    m.d.sync += [acc_open.eq(0), discard.eq(~bad_last_q)]
+                    m.next = "ABORT"
                 with m.If(last_beat):
                     finish()
             with m.State("ABORT"):

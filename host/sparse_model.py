@@ -10,9 +10,11 @@ RTL: it replays the RTL's schedule beat by beat. The pieces are the ones of
   beat stays there one cycle (replicated buffer) or one cycle per arbitration
   round (banked buffer: each round every bank serves one row of X to all lanes
   asking for it, lowest lane first);
-* after the gather stage: read, select, multiply, ``ceil(log2 L)`` scan levels
-  and the carry stage, then the compaction queue (``capacity`` rows); a beat
-  whose rows do not fit the queue stops the whole pipeline (output stall);
+* after the gather stage: the registers of ``PIPELINE`` (dense-buffer read,
+  operands, product), ``ceil(log2 L)`` scan levels and the carry stage, the
+  registers of ``POST_REDUCE`` (compaction), then the compaction queue
+  (``capacity`` rows); a beat whose rows do not fit the queue stops the whole
+  pipeline (output stall);
 * the output packer takes ``rows_per_beat`` rows per result beat (fewer for the
   final beat) one cycle after they are queued; the job ends with the last beat.
 
@@ -25,14 +27,14 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 
-from accelgen.hdl.sparse import PIPELINE, QUEUE_DEPTH
+from accelgen.hdl.sparse import PIPELINE, POST_REDUCE, QUEUE_DEPTH
 from accelgen.hdl.sparse_config import SparseConfig
 
 __all__ = ["SparsePrediction", "predict_sparse_job", "predict_sparse", "beat_rounds",
            "SETUP_CYCLES", "queue_capacity", "pipeline_depth"]
 
 SETUP_CYCLES = 2                    # SETUP, CHECK (JOB_CYCLES starts counting at SETUP)
-PRE_REDUCE = len(PIPELINE) - 1      # read, select, multiply registers after the gather stage
+PRE_REDUCE = len(PIPELINE) - 1      # registers after the gather stage, before the reduction
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ def queue_capacity(cfg: SparseConfig) -> int:
 
 
 def pipeline_depth(cfg: SparseConfig) -> int:
-    """Registers from the gather stage's output to the reduction's output."""
-    return PRE_REDUCE + (cfg.lanes - 1).bit_length() + 1
+    """Registers from the gather stage's output to the compaction queue's input."""
+    return PRE_REDUCE + (cfg.lanes - 1).bit_length() + 1 + len(POST_REDUCE)
 
 
 def beat_rounds(cols: np.ndarray, req: np.ndarray, banks: int, words: int) -> np.ndarray:

@@ -63,6 +63,10 @@ def test_segmented_reduce_matches_numpy(lanes, cols, acc_bits):
                     pending.popleft()
             if en and ctx.get(dut.o_valid):
                 mask = ctx.get(dut.o_last)
+                flagged = [l for l in range(lanes) if mask >> l & 1]
+                assert ctx.get(dut.o_count) == len(flagged)
+                picks = [ctx.get(dut.o_pick[r]) for r in range(lanes)]
+                assert picks == [1 << l for l in flagged] + [0] * (lanes - len(flagged))
                 for l in range(lanes):
                     if mask >> l & 1:
                         got.append([ctx.get(dut.o_sum[l][p]) for p in range(cols)])
@@ -124,26 +128,34 @@ def test_compaction_queue_keeps_order(lanes, read_rows, depth):
             level = ctx.get(dut.level)
             assert level == len(model)
             k_max = min(lanes, cap - level)
-            mask = 0
             rows = []
+            k = 0
             if rng.random() < 0.7 and k_max:
-                bits = rng.random(lanes) < rng.random()
-                while bits.sum() > k_max:
-                    bits[np.flatnonzero(bits)[-1]] = False
-                for l in range(lanes):
-                    if bits[l]:
-                        mask |= 1 << l
-                        rows.append(nxt[0])
-                        ctx.set(dut.w_rows[l], nxt[0])
-                        nxt[0] = nxt[0] % 4000 + 1
-                    else:
-                        ctx.set(dut.w_rows[l], int(rng.integers(0, 4096)))
-            ctx.set(dut.w_en, int(mask != 0 or rng.random() < 0.2))
-            ctx.set(dut.w_mask, mask)
+                k = int(rng.integers(0, k_max + 1))
+            for r in range(lanes):
+                if r < k:           # positions past w_count carry junk
+                    rows.append(nxt[0])
+                    ctx.set(dut.w_rows[r], nxt[0])
+                    nxt[0] = nxt[0] % 4000 + 1
+                else:
+                    ctx.set(dut.w_rows[r], int(rng.integers(0, 4096)))
+            en = int(k != 0 or rng.random() < 0.2)
+            if not en:
+                k_junk = int(rng.integers(0, k_max + 1))     # ignored without w_en
+                rows = []
+                ctx.set(dut.w_count, k_junk)
+            else:
+                ctx.set(dut.w_count, k)
+            ctx.set(dut.w_en, en)
             head = [ctx.get(dut.r_rows[j]) for j in range(min(read_rows, level))]
             assert head == list(model)[:len(head)]
             pop = int(rng.integers(0, min(read_rows, level) + 1))
-            ctx.set(dut.r_pop, pop)
+            if level < read_rows and rng.random() < 0.1:   # more than queued: empties it
+                pop = int(rng.integers(level + 1, read_rows + 1))
+            r_en = int(rng.random() < 0.8)
+            ctx.set(dut.r_en, r_en)
+            ctx.set(dut.r_pop, pop)     # ignored without r_en
+            pop = min(pop, level) * r_en
             await ctx.tick()
             for _ in range(pop):
                 model.popleft()
@@ -169,6 +181,7 @@ def test_dense_buffer_serves_every_lane(mode, banks, lanes, words):
     dut = DenseBuffer(lanes=lanes, row_bits=row_bits, words=words, depth=depth, col_bits=6,
                       mode=mode, banks=banks)
     assert dut.memory_bits == (lanes if mode == "replicated" else 1) * ncols * row_bits
+    assert dut.latency == 4
     X = rng.integers(0, 256, ncols)
     nbeats = 30
     cols = rng.integers(0, ncols, (nbeats, lanes))
@@ -187,8 +200,10 @@ def test_dense_buffer_serves_every_lane(mode, banks, lanes, words):
         ctx.set(dut.we, 0)
         b = 0
         in_stage = 0
-        out_beat = None
-        while b < nbeats or out_beat is not None:
+        # beats that finished gathering, by enabled cycles since: o_x shows pipe[-1]
+        pipe = [None] * dut.latency
+        checked = 0
+        while b < nbeats or any(v is not None for v in pipe):
             en = int(rng.random() < 0.75)
             ctx.set(dut.en, en)
             ctx.set(dut.i_valid, int(b < nbeats))
@@ -196,20 +211,25 @@ def test_dense_buffer_serves_every_lane(mode, banks, lanes, words):
                 for l in range(lanes):
                     ctx.set(dut.i_col[l], int(cols[b, l]))
                 ctx.set(dut.i_req, sum(int(r) << l for l, r in enumerate(req[b])))
-            if out_beat is not None and en:
+            out_beat = pipe[-1]
+            if out_beat is not None:        # held however long en stays low
                 for l in range(lanes):
                     if req[out_beat, l]:
                         assert ctx.get(dut.o_x[l]) == X[cols[out_beat, l]], (out_beat, l)
-                out_beat = None
             ready = ctx.get(dut.i_ready) if b < nbeats else 0
+            done = None
             if en and b < nbeats:
                 in_stage += 1
                 if ready:
                     seen_rounds.append(in_stage)
                     in_stage = 0
-                    out_beat = b
+                    done = b
                     b += 1
+            if en:
+                checked += out_beat is not None
+                pipe = [done] + pipe[:-1]
             await ctx.tick()
+        assert checked == nbeats
 
     _run(dut, bench)
     assert seen_rounds == list(rounds)
