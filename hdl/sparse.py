@@ -446,34 +446,30 @@ class SparseCore(wiring.Component):
         ]
         m.d.sync += [t_red.eq(t_nxt["red"]), t_held.eq(t_nxt["held"]),
                      t_both.eq(t_nxt["both"])]
-        # The bound when adv is high is picked by c_valid ahead of time: t_adv holds
-        # Mux(c_valid, t_both, t_red), loaded from the next values of all three (c_valid
-        # loads red.o_valid with adv); with adv low the bound is t_held. Each with k_out
-        # added for a pop (the *_pop registers).
-        k_nxt = Signal(range(rb + 1))
-        c_valid_nxt = Signal()
-        m.d.comb += [k_nxt.eq(Mux(emit, k_emit, k_out)),
-                     c_valid_nxt.eq(Mux(adv, red.o_valid, c_valid))]
-        t_adv = Signal(range(Q + 1), init=Q)
-        t_adv_nxt = Signal(range(Q + 1))
-        m.d.comb += t_adv_nxt.eq(Mux(c_valid_nxt, t_nxt["both"], t_nxt["red"]))
-        t_adv_pop = Signal(range(Q + rb + 1), init=Q)
-        t_held_pop = Signal(range(Q + rb + 1), init=Q)
-        m.d.sync += [t_adv.eq(t_adv_nxt), t_adv_pop.eq(t_adv_nxt + k_nxt),
-                     t_held_pop.eq(t_nxt["held"] + k_nxt)]
-        fit_a = Signal(); fit_a_pop = Signal(); fit_h = Signal(); fit_h_pop = Signal()
-        m.d.comb += [fit_a.eq(q.level <= t_adv), fit_a_pop.eq(q.level <= t_adv_pop),
-                     fit_h.eq(q.level <= t_held), fit_h_pop.eq(q.level <= t_held_pop)]
-        # While a beat is in the pipeline (the next beat valid), the job is emitting, is
-        # not padding and has rows left to send (the beat's, unless it ends no row, and
-        # then it fits anyway), so ``emit`` is just a free result register and enough
-        # queued rows; and a START's clear finds the pipeline empty. Popping only adds
-        # room (a fit without the pop implies one with it).
-        slot_pop = Signal()
-        m.d.comb += slot_pop.eq((~self.m_valid | self.m_ready) & have)
+        fit = {}
+        for name, t in (("both", t_both), ("red", t_red), ("held", t_held)):
+            t_pop = Signal(range(Q + rb + 1), init=Q, name=f"t_{name}_pop")   # t + k_out
+            m.d.sync += t_pop.eq(t_nxt[name] + Mux(emit, k_emit, k_out))
+            for popping, bound in ((False, t), (True, t_pop)):
+                f = Signal(name=f"fit_{name}{'_pop' if popping else ''}")
+                m.d.comb += f.eq(q.level <= bound)
+                fit[name, popping] = f
+        fit_keep = Signal(); fit_pop = Signal(); nxt_valid = Signal()
+        m.d.comb += [
+            nxt_valid.eq(Mux(adv, red.o_valid, c_valid)),
+            fit_keep.eq(Mux(adv, Mux(c_valid, fit["both", False], fit["red", False]),
+                            fit["held", False])),
+            fit_pop.eq(Mux(adv, Mux(c_valid, fit["both", True], fit["red", True]),
+                           fit["held", True])),
+        ]
+        # While a beat is in the pipeline (nxt_valid), the job is emitting, is not padding
+        # and has rows left to send (the beat's, unless it ends no row, and then it fits
+        # anyway), so ``emit`` is just a free result register and enough queued rows;
+        # and a START's clear finds the pipeline empty. Popping only adds room
+        # (fit_keep implies fit_pop).
         adv_next = Signal()
-        m.d.comb += adv_next.eq(Mux(adv, ~red.o_valid | fit_a | (slot_pop & fit_a_pop),
-                                    ~c_valid | fit_h | (slot_pop & fit_h_pop)))
+        m.d.comb += adv_next.eq(~nxt_valid | fit_keep
+                                | ((~self.m_valid | self.m_ready) & have & fit_pop))
         m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next), adv_r.eq(adv_next)]
         # The result register loads whenever it is free (empty or being taken), a beat
         # or not: its enable does not wait for the queue-level compare in ``emit``.
