@@ -470,7 +470,12 @@ class SparseCore(wiring.Component):
         adv_next = Signal()
         m.d.comb += adv_next.eq(~nxt_valid | fit_keep
                                 | ((~self.m_valid | self.m_ready) & have & fit_pop))
-        m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next), adv_r.eq(adv_next)]
+        # The copies' next values carry a term that is 0 whenever the pipeline holds a
+        # beat (not emitting: idle or setting up; padding: the pipeline has drained),
+        # so they equal adv_next in every reachable state but are different functions:
+        # each copy gets its own last LUT, which the placer can put next to it.
+        m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next | ~emitting),
+                     adv_r.eq(adv_next | padding)]
         # The result register loads whenever it is free (empty or being taken), a beat
         # or not: its enable does not wait for the queue-level compare in ``emit``.
         with m.If(~self.m_valid | self.m_ready):
