@@ -380,8 +380,11 @@ def readme_section(res: dict, figdir: str) -> str:
          f"own counters (Verilator); wall times project them at the clock in the last column.",
          ""] + _findings(res) + ["", headline(res, amdahl_kinds=("gemm",)), workload_table(res)]
     if any(c["clock_source"] == "assumed" for c in res["configs"]):
-        L += [f"Clock: no synthesis result was cached for the benchmarked configs when this "
-              f"ran, so times use an assumed {res['assumed_mhz']:g} MHz (`accelgen synth` "
+        some = ("some of the benchmarked configs (the clock column says which)"
+                if any(c["clock_source"] != "assumed" for c in res["configs"])
+                else "the benchmarked configs")
+        L += [f"Clock: no synthesis result was cached for {some} when this "
+              f"ran, so their times use an assumed {res['assumed_mhz']:g} MHz (`accelgen synth` "
               f"caches the post-route Fmax, which the next run picks up). Speedups scale "
               f"linearly with it; cycles, utilization and ratios do not.", ""]
     L += ["How to read it: utilization is MACs / (job cycles x R x C) over the whole call "
