@@ -315,14 +315,14 @@ class GemmCore(wiring.Component):
             a_need = Job(cnt_bits); b_need = Job(cnt_bits)
             # their values of the next cycle, and "the operands are in" kept in a register:
             # compared with the loader's next-cycle counts (off the issue path)
-            a_need_d = Job(cnt_bits); b_need_d = Job(cnt_bits); data_ok_r = Job()
+            a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Job()
             # the words the next fold can need, kept in registers so that "the operands are
             # in" is four compares of registers, picked by the fold order's branch:
             # a_need + groups (next row), a_blk + groups (next column), a_blk + groups * (P
             # + 1) (next block), b_need + steps; gP = groups * P
             a_need_row = Job(cnt_bits); a_blk_g1 = Job(cnt_bits)
             a_blk_gP1 = Job(cnt_bits); b_need_row = Job(cnt_bits); gP = Job(cnt_bits)
-            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Job(name=f"ok_{n}") for n in
+            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Signal(name=f"ok_{n}") for n in
                                                      ("hold", "row", "blk", "col", "d"))
             # ni - 2, ni - 1 - P, nj - 2 and steps - 2 (negative: never equal to an index),
             # so the "at last" flags of the next index are compares without an add
@@ -335,9 +335,9 @@ class GemmCore(wiring.Component):
             # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
             i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
             waiting = Signal(); stepping = Signal()
-            gap_ok = Job(); data_ok = Job(); go = Job(); issuing = Job()
-            k_cur = Job(DIM_BITS); s_cur = Job(ss.shape()); cur_a = Job(cnt_bits)
-            cur_b = Job(cnt_bits)
+            gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
+            k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
+            cur_b = Signal(cnt_bits)
             last_fold = Signal(); t_last = Signal(); is_last = Signal()
             # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
             # of M k, the N steps of a group reading the same A word.
@@ -449,10 +449,10 @@ class GemmCore(wiring.Component):
             a_ptr = Job(cnt_bits); wb_ptr = Job(cnt_bits); c_ptr = Job(c_aw + 1)
             t = Job(DIM_BITS + 1)
             preloading = Signal(); waiting = Signal(); in_fold = Signal()
-            pre_ok = Job(); data_ok = Job(); go = Job()
-            t_cur = Job(DIM_BITS + 1)
-            cur_a = Job(cnt_bits); cur_wb = Job(cnt_bits); cur_c = Job(c_aw + 1)
-            has_next = Job(); last_fold = Job(); a_step = Job(); w_step = Job()
+            pre_ok = Signal(); data_ok = Signal(); go = Signal()
+            t_cur = Signal(DIM_BITS + 1)
+            cur_a = Signal(cnt_bits); cur_wb = Signal(cnt_bits); cur_c = Signal(c_aw + 1)
+            has_next = Signal(); last_fold = Signal(); a_step = Signal(); w_step = Signal()
             m.d.comb += [
                 has_next.eq(f_idx != n_folds_m1),
                 last_fold.eq(~has_next),
