@@ -68,6 +68,11 @@ WRITEBACK = ACC_READ_LATENCY + 2
 #: Writer read-modify-write distance for the same accumulator row: the next read of a
 #: row comes after the write of its previous sum has landed.
 WS_MIN_FOLD = ACC_READ_LATENCY + 2
+#: OS: least spacing of consecutive fold ends, whatever the array's drain needs (a 1x1
+#: array needs one cycle). The sequencer's next-fold values are registers computed from
+#: its fold position, valid a cycle after the position changes; two cycles between fold
+#: ends give them that cycle.
+OS_MIN_FOLD = 2
 # OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
 # the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
 # stream in; two rows per block use each B tile twice while the first tiles arrive.
@@ -300,7 +305,7 @@ class GemmCore(wiring.Component):
         gate = loaded_all if not cfg.double_buffer else Const(1)
 
         if os_:
-            S = array.min_fold_cycles
+            S = max(array.min_fold_cycles, OS_MIN_FOLD)
             P = P_os
             # fold position: block of P tile rows starting at ib, row tt in it, column j
             ib = Job(DIM_BITS); tt = Job(range(max(2, P))); j_idx = Job(DIM_BITS)
@@ -334,11 +339,38 @@ class GemmCore(wiring.Component):
             gap_ok_r = Job()      # gap >= gap_min, kept in a register (off the issue path)
             # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
             i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
+            # The next fold's position, computed into registers from this fold's (each is
+            # valid the cycle after the position changes, and fold ends are at least
+            # OS_MIN_FOLD cycles apart): the fold end then only selects among registers.
+            # br_row / br_blk: which branch of the fold order the next fold end takes (else
+            # the next column); lf_r: this is the job's last fold.
+            br_row = Job(); br_blk = Job(); lf_r = Job()
+            eq_i_row = Job(); eq_i_blk = Job(); eq_i_col = Job(); eq_j_col = Job()
+            nx_tt = Job(range(max(2, P))); nx_i = Job(DIM_BITS); nx_j = Job(DIM_BITS)
+            nx_ib_n = Job(DIM_BITS); nx_a_blk_n = Job(cnt_bits); nx_a_blk_gP1 = Job(cnt_bits)
+            nx_a_base = Job(cnt_bits); nx_a_need_row = Job(cnt_bits)
+            nx_blk_need_row = Job(cnt_bits); nx_col_need_row = Job(cnt_bits)
+            nx_b_base = Job(cnt_bits); nx_b_need_row = Job(cnt_bits); steps_x2 = Job(cnt_bits)
+            nx_c_base = Job(c_aw + 1)
+            m.d.sync += [
+                br_row.eq(~((tt == P - 1) | i_at_last)),
+                br_blk.eq(((tt == P - 1) | i_at_last) & j_at_last),
+                lf_r.eq(i_at_last & j_at_last),
+                eq_i_row.eq(i_idx == ni_m2), eq_i_blk.eq(ib == ni_m1_mP),
+                eq_i_col.eq(ib == ni_m1), eq_j_col.eq(j_idx == nj_m2),
+                nx_tt.eq(tt + 1), nx_i.eq(i_idx + 1), nx_j.eq(j_idx + 1),
+                nx_ib_n.eq(ib_n + P), nx_a_blk_n.eq(a_blk_n + gP),
+                nx_a_blk_gP1.eq(a_blk_gP1 + gP), nx_a_base.eq(a_base + groups),
+                nx_a_need_row.eq(a_need_row + groups), nx_blk_need_row.eq(a_blk_gP1 + groups),
+                nx_col_need_row.eq(a_blk_g1 + groups), nx_b_base.eq(b_base + steps),
+                nx_b_need_row.eq(b_need_row + steps), steps_x2.eq(steps + steps),
+                nx_c_base.eq(c_base + R),
+            ]
             waiting = Signal(); stepping = Signal()
             gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
             k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
             cur_b = Signal(cnt_bits)
-            last_fold = Signal(); t_last = Signal(); is_last = Signal()
+            last_fold = Signal(); is_last = Signal()
             # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
             # of M k, the N steps of a group reading the same A word.
             m.d.comb += [
@@ -355,50 +387,48 @@ class GemmCore(wiring.Component):
                 cur_a.eq(Mux(stepping, a_ptr, a_base)),
                 cur_b.eq(Mux(stepping, b_ptr, b_base)),
                 last_fold.eq(i_at_last & j_at_last),
-                t_last.eq((tt == P - 1) | i_at_last),
                 is_last.eq(Mux(stepping, kk_at_last, steps_one)),
                 a_spad.r_addr[0].eq(cur_a),
                 b_spad.r_addr[0].eq(cur_b),
             ]
+            # the step's tag whether or not a step issues (the array reads it under the
+            # step's valid flag): no reset or enable on the tag registers
+            m.d.comb += [step_tag.addr.eq(c_base), step_tag.acc.eq(mode_acc),
+                         step_tag.final.eq(1), step_tag.end.eq(last_fold)]
             with m.If(issuing):
                 m.d.comb += [
                     any_issue.eq(1),
                     step_ctl.valid.eq(1), step_ctl.first.eq(~stepping), step_ctl.last.eq(is_last),
-                    step_tag.addr.eq(c_base), step_tag.acc.eq(mode_acc), step_tag.final.eq(1),
-                    step_tag.end.eq(last_fold),
                 ]
                 with m.If(is_last):
                     m.d.sync += [stepping.eq(0), gap.eq(0), gap_ok_r.eq(gap_min == 0), kk.eq(0),
-                                 kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(c_base + R)]
-                    with m.If(last_fold):
+                                 kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
+                    with m.If(lf_r):
                         m.d.sync += [waiting.eq(0), seq_done.eq(1)]
                     with m.Else():
                         m.d.sync += waiting.eq(1)
                         # fold order: blocks of P tile rows; within a block j, then the row
-                        with m.If(~t_last):
-                            m.d.sync += [tt.eq(tt + 1), i_idx.eq(i_idx + 1),
-                                         i_at_last.eq(i_idx == ni_m2),
-                                         a_base.eq(a_base + groups),
-                                         a_need_row.eq(a_need_row + groups)]
+                        with m.If(br_row):
+                            m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
+                                         a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
                             m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
-                        with m.Elif(j_at_last):
+                        with m.Elif(br_blk):
                             m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
-                                         ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(ib_n + P),
-                                         i_at_last.eq(ib == ni_m1_mP),
-                                         a_blk.eq(a_blk_n), a_blk_n.eq(a_blk_n + gP),
+                                         ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
+                                         i_at_last.eq(eq_i_blk),
+                                         a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
                                          a_base.eq(a_blk_n), b_base.eq(0),
-                                         a_need_row.eq(a_blk_gP1 + groups),
-                                         a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(a_blk_gP1 + gP),
-                                         b_need_row.eq(steps + steps)]
+                                         a_need_row.eq(nx_blk_need_row),
+                                         a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
+                                         b_need_row.eq(steps_x2)]
                             m.d.comb += [a_need_d.eq(a_blk_gP1), b_need_d.eq(steps),
                                          ok_d.eq(ok_blk)]
                         with m.Else():
-                            m.d.sync += [tt.eq(0), j_idx.eq(j_idx + 1),
-                                         j_at_last.eq(j_idx == nj_m2),
-                                         i_idx.eq(ib), i_at_last.eq(ib == ni_m1),
-                                         a_base.eq(a_blk), b_base.eq(b_base + steps),
-                                         a_need_row.eq(a_blk_g1 + groups),
-                                         b_need_row.eq(b_need_row + steps)]
+                            m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
+                                         i_idx.eq(ib), i_at_last.eq(eq_i_col),
+                                         a_base.eq(a_blk), b_base.eq(nx_b_base),
+                                         a_need_row.eq(nx_col_need_row),
+                                         b_need_row.eq(nx_b_need_row)]
                             m.d.comb += [a_need_d.eq(a_blk_g1), b_need_d.eq(b_need_row),
                                          ok_d.eq(ok_col)]
                 with m.Else():
@@ -788,7 +818,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += [ni_m1.eq(ni - 1), nj_m1.eq(nj - 1), nk_m1.eq(nk - 1),
                                  steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
                     if os_:
-                        S_os = array.min_fold_cycles
+                        S_os = max(array.min_fold_cycles, OS_MIN_FOLD)
                         m.d.sync += [n_a1.eq(groups if P_os == 1
                                              else Mux(ni >= 2, groups * 2, groups)),
                                      gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
@@ -865,7 +895,7 @@ class GemmCore(wiring.Component):
                 with m.State("SETUP3"):
                     m.d.sync += [steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
                     if os_:
-                        S_os = array.min_fold_cycles
+                        S_os = max(array.min_fold_cycles, OS_MIN_FOLD)
                         m.d.sync += gap_min.eq(Mux(steps < S_os, S_os - steps, 0))
                     m.next = "SETUP4"
                 with m.State("SETUP4"):

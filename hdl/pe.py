@@ -153,8 +153,11 @@ class OSProcessingElement(wiring.Component):
         prod_f = Signal.like(prod, name="prod_f", reset_less=True)
         ctl_f = Signal(OSControl)
         m.d.sync += [prod_f.eq(prod), ctl_f.eq(ctl_p)]
+        # the sum, or the product alone on a fold's first step: the select comes after the
+        # adder, so the step flag (one register driving the whole accumulator) reaches only
+        # the last LUT in front of the register, not the carry chain's inputs
         acc_next = Signal(signed(self._acc_bits))
-        m.d.comb += acc_next.eq(Mux(ctl_f.first, 0, acc) + prod_f)
+        m.d.comb += acc_next.eq(Mux(ctl_f.first, prod_f, acc + prod_f))
         with m.If(ctl_f.valid):
             m.d.sync += acc.eq(acc_next)
             with m.If(ctl_f.last):

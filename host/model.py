@@ -15,7 +15,7 @@ from dataclasses import dataclass, asdict
 from accelgen.hdl.config import GemmConfig
 from accelgen.hdl.gearbox import words_per_beat, beats_per_word
 from accelgen.hdl.gemm import ACC_READ_LATENCY, OUT_FIFO_DEPTH, WRITEBACK as _WRITEBACK, \
-    WS_MIN_FOLD as _WS_MIN_FOLD
+    WS_MIN_FOLD as _WS_MIN_FOLD, OS_MIN_FOLD as _OS_MIN_FOLD
 from accelgen.hdl.loader import Loader
 from accelgen.hdl.ram import READ_LATENCY
 from accelgen.hdl.pe import OSProcessingElement, WSProcessingElement
@@ -159,7 +159,7 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     stall = 0
     rows = []                                     # (cycle written, is_output_row)
     if cfg.dataflow == "os":
-        Sgap = max(R, C)
+        Sgap = max(R, C, _OS_MIN_FOLD)
         lat = ISSUE_TO_ARRAY + C + PE_LATENCY + WRITEBACK
         t = t0
         prev_last = None
