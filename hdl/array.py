@@ -159,7 +159,8 @@ class SystolicArray(wiring.Component):
         active = Signal()
         tag_hold = Signal(self.tag.shape(), reset_less=True)
         cur_tag = Signal.like(self.tag)
-        sel = [Signal(range(R), name=f"drain_sel{c}") for c in range(C)]
+        # (reset-less: set to 0 a cycle before every drain, read only while draining)
+        sel = [Signal(range(R), name=f"drain_sel{c}", reset_less=True) for c in range(C)]
         o_data = Signal(self.o_data.shape(), reset_less=True)
         o_tag = Signal(self.o_tag.shape(), reset_less=True)
         m.d.comb += [self.o_data.eq(o_data), self.o_tag.eq(o_tag), cur_tag.eq(tag_hold)]

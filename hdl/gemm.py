@@ -244,7 +244,7 @@ class GemmCore(wiring.Component):
         ni_m1 = Job(DIM_BITS); nj_m1 = Job(DIM_BITS); nk_m1 = Job(DIM_BITS)
         steps_m1 = Job(DIM_BITS); gap_min = Job(8); out_rows_m1 = Job(cnt_bits)
         steps_one = Job()             # steps == 1
-        # CHECK's conditions, registered in SETUP5 and SETUP6
+        # CHECK's conditions, registered in setup (SETUP0, SETUP5, SETUP6)
         bad_dim = Job(); a_ovf = Job(); b_ovf = Job(); c_ovf = Job()
         unsupported = Job()
         n_folds_m1 = Job(cnt_bits); fold_last = Job(DIM_BITS + 1); m_m1 = Job(DIM_BITS)
@@ -596,6 +596,10 @@ class GemmCore(wiring.Component):
         m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=row_bits + 1, depth=OUT_FIFO_DEPTH)
         out_formats = [row_bits, C * 8]
         sk_valid = Signal(); sk_data = Job(cfg.stream_bits); sk_last = Job()
+        # the skid register between the FIFO and the packer: a row read from the FIFO that
+        # the packer did not take waits here
+        pk_valid = Signal(); pk_data = Job(row_bits + 1); pk_in = Signal(row_bits + 1)
+        m.d.comb += pk_in.eq(Mux(pk_valid, pk_data, fifo.r_data))
         m.submodules.packer = packer = Packer(cfg.stream_bits, out_formats)
 
         out_active = Signal(); out_started = Signal(); flushing = Signal()
@@ -687,9 +691,11 @@ class GemmCore(wiring.Component):
             rq.enable.eq(mode_rq), rq.relu.eq(mode_relu), rq.mult.eq(mult), rq.shift.eq(shift),
             fifo.w_en.eq(rq.o_valid), fifo.w_data.eq(Cat(rq.o_data, rq.o_last)),
             packer.fmt.eq(mode_rq),
-            packer.i_valid.eq(fifo.r_rdy), packer.i_data.eq(fifo.r_data[:row_bits]),
-            packer.i_last.eq(fifo.r_data[row_bits]),
-            fifo.r_en.eq(packer.i_ready),
+            # FIFO -> packer through a skid register (below): the FIFO's read enable is a
+            # flip-flop, not the packer's ready (which comes from the result port's)
+            fifo.r_en.eq(~pk_valid),
+            packer.i_valid.eq(pk_valid | fifo.r_rdy),
+            packer.i_data.eq(pk_in[:row_bits]), packer.i_last.eq(pk_in[row_bits]),
             # result port: the packer's beat, or the skid register's (below)
             self.m_data.eq(Mux(sk_valid, sk_data, packer.o_data)),
             self.m_last.eq(Mux(sk_valid, sk_last, packer.o_last)),
@@ -700,6 +706,14 @@ class GemmCore(wiring.Component):
         # it hands over while the port stalls waits here. The port's TREADY then reaches
         # only these registers, not the packer's and the FIFO's enables. No latency: with
         # TREADY high the skid register stays empty and beats pass straight through.
+        # The FIFO's skid register: while empty it follows the FIFO's head (the FIFO is
+        # read every cycle it holds a row), so its data registers load under one flip-flop.
+        with m.If(~pk_valid):
+            m.d.sync += pk_data.eq(fifo.r_data)
+            with m.If(fifo.r_rdy & ~packer.i_ready):
+                m.d.sync += pk_valid.eq(1)
+        with m.Elif(packer.i_ready):
+            m.d.sync += pk_valid.eq(0)
         with m.If(sk_valid):
             with m.If(self.m_ready):
                 m.d.sync += sk_valid.eq(0)
@@ -713,11 +727,19 @@ class GemmCore(wiring.Component):
             m.d.sync += [span.eq(0), span_done.eq(1)]
         with m.If(self.busy):
             m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
-            with m.If(seq_stall):
-                m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
-            with m.If(self.m_valid & ~self.m_ready):
-                m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
-        with m.If((span | (any_issue & running)) & ~seq_stall):
+        # The other counters count a cycle later, from registered conditions (these come
+        # from the sequencer's and the port's logic, and would otherwise reach the counters'
+        # carry chains through it). Their last count lands by the cycle `done` shows: the
+        # last stall or compute cycle is at least a cycle before the job's last beat.
+        inc_in = Signal(); inc_out = Signal(); inc_compute = Signal()
+        m.d.sync += [inc_in.eq(self.busy & seq_stall),
+                     inc_out.eq(self.busy & self.m_valid & ~self.m_ready),
+                     inc_compute.eq((span | (any_issue & running)) & ~seq_stall)]
+        with m.If(inc_in):
+            m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
+        with m.If(inc_out):
+            m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
+        with m.If(inc_compute):
             m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
 
         last_beat = Signal()
@@ -735,12 +757,13 @@ class GemmCore(wiring.Component):
             m.d.sync += [err_code.eq(code), self.error.eq(1)]
 
         m.d.comb += self.error_code.eq(err_code)
-        m.d.comb += loader.start.eq(0)
 
         # CHECK's decision and the output engine's per-job compare values, registered in the
         # last setup state, so that CHECK starts or flushes the loader from flip-flops
         reject = Signal(); accept = Signal()      # one-cycle pulses, in CHECK
         m.d.sync += [reject.eq(0), accept.eq(0)]
+        # (high only in CHECK, so they drive the loader without a state decode)
+        m.d.comb += [loader.flush.eq(reject), loader.start.eq(accept)]
 
         def last_setup(bad, a_o, b_o, c_o, uns):
             rej = bad | a_o | b_o | c_o | uns
@@ -863,6 +886,7 @@ class GemmCore(wiring.Component):
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
                                  err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
                                  self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
+                                 inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
                                  self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
                                  final_count.eq(0), out_started.eq(0), flushing.eq(0),
                                  ahead.eq(0), row_in.eq(0)]
@@ -872,7 +896,9 @@ class GemmCore(wiring.Component):
             else:
                 with m.State("SETUP0"):
                     m.d.sync += [y_m.eq(M + (R - 1)), y_n.eq(N + (C - 1)),
-                                 y_kr.eq(K + (R - 1)), y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1)]
+                                 y_kr.eq(K + (R - 1)), y_kg.eq(K + (sp_m - 1)), m_m1.eq(M - 1),
+                                 bad_dim.eq((M == 0) | (K == 0) | (N == 0)),
+                                 unsupported.eq(rq_asked & (not cfg.requant))]
                     m.next = "SETUP1"
                 with m.State("SETUP1"):
                     m.d.sync += [
@@ -904,25 +930,24 @@ class GemmCore(wiring.Component):
                     m.d.sync += [n_a.eq(n_a_p), a_ovf.eq(n_a_p > cfg.a_depth),
                                  out_rows_m1.eq(rows_p - 1)]
                     if os_:
-                        m.d.sync += n_c.eq(_mul_const(nij_p, R))
+                        n_c_os = _mul_const(nij_p, R)
+                        m.d.sync += [n_c.eq(n_c_os), c_ovf.eq(n_c_os > cfg.acc_depth)]
                     else:
+                        m.d.sync += c_ovf.eq(rows_p > cfg.acc_depth)
                         n_b_ws = _mul_const(nij_p, R)
                         m.d.sync += [n_c.eq(rows_p), n_a1.eq(n_a_p), n_folds_m1.eq(nij_p - 1),
                                      n_b.eq(n_b_ws), b_ovf.eq(n_b_ws > cfg.b_depth)]
                     m.next = "SETUP6"
                 with m.State("SETUP6"):
-                    bad_now = (M == 0) | (K == 0) | (N == 0)
-                    c_now = n_c > cfg.acc_depth
-                    uns_now = rq_asked & (not cfg.requant)
+                    # every condition but OS's B overflow is in a register by now (the
+                    # dimension checks from SETUP0, the overflows from SETUP5)
                     b_now = (n_b_p > cfg.b_depth) if os_ else b_ovf
-                    m.d.sync += [macs_job.eq(macs_lo_p + (macs_hi_p << 16)),
-                                 bad_dim.eq(bad_now), c_ovf.eq(c_now), unsupported.eq(uns_now)]
+                    m.d.sync += macs_job.eq(macs_lo_p + (macs_hi_p << 16))
                     if os_:
                         m.d.sync += [n_b.eq(n_b_p), b_ovf.eq(b_now)]
-                    last_setup(bad_now, a_ovf, b_now, c_now, uns_now)
+                    last_setup(bad_dim, a_ovf, b_now, c_ovf, unsupported)
                     m.next = "CHECK"
             with m.State("CHECK"):
-                m.d.comb += [loader.flush.eq(reject), loader.start.eq(accept)]
                 with m.If(bad_dim):
                     fail(ERR["BAD_DIM"])
                 with m.Elif(a_ovf):
@@ -971,7 +996,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
                 with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
-                          & ~sk_valid
+                          & ~sk_valid & ~pk_valid
                           & ~Cat(*rd_valid).any()):
                     finish(False)
                 with m.Elif(last_beat):

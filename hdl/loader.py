@@ -121,14 +121,28 @@ class Loader(wiring.Component):
                                  name=f"before_last_{k}") for k in at_last}   # its last - 1
         flags_of = {"a": ("a1", "a"), "a2": ("a1", "a"), "b": ("b",)}
 
+        # The segment in progress's "last word" flag and (W <= S) its sub_end flag, in
+        # registers of their own: in the A, B and A2 states they equal ``at_last`` of the
+        # segment's key and ``sub_end`` of its word width. TREADY and the beat buffer's
+        # enable then read two flip-flops, not a choice among flags by state.
+        key_of = {"a": "a1", "b": "b", "a2": "a"}
+        width_of = {"a": self._wa, "b": self._wb, "a2": self._wa}
+        lw_cur = Signal()
+        se_cur = Signal()
+
         def stepped(seg, count):
             """``count`` steps to ``count + 1`` this cycle."""
             for k in flags_of[seg]:
                 m.d.sync += at_last[k].eq(count == before_last[k])
+            m.d.sync += lw_cur.eq(count == before_last[key_of[seg]])
+
+        def enter(seg):
+            """The flags of segment ``seg``, entered with its sub-word index at zero."""
+            m.d.sync += [lw_cur.eq(at_last[key_of[seg]]), se_cur.eq(S // width_of[seg] == 1)]
 
         def segment(seg, W, count, we, data, nxt):
             """Emit words of one segment; ``nxt`` runs after its last word."""
-            last_word = at_last[{"a": "a1", "a2": "a", "b": "b"}[seg]]   # count == its last
+            last_word = lw_cur                  # at_last[key_of[seg]]: count == its last
             if W <= S:
                 P = S // W
                 freeing = Signal(name=f"freeing_{seg}")
@@ -137,13 +151,15 @@ class Loader(wiring.Component):
                         for slot in range(P):
                             with m.Case(slot):
                                 m.d.comb += data.eq(buf[slot * W:(slot + 1) * W])
-                    m.d.comb += [we.eq(1), freeing.eq(sub_end[W] | last_word)]
+                    m.d.comb += [we.eq(1), freeing.eq(se_cur | last_word)]
                     m.d.sync += [count.eq(count + 1), sub.eq(sub + 1)]
                     m.d.sync += [f.eq(sub == S // W_ - 2) for W_, f in sub_end.items()]
+                    m.d.sync += se_cur.eq(sub == S // W - 2)
                     stepped(seg, count)
                     with m.If(freeing):
                         m.d.sync += buf_valid.eq(0)
                         sub_zero()
+                        m.d.sync += se_cur.eq(S // W == 1)
                         nxt(last_word)
                 # A segment's last beat is not followed in the same cycle by the next
                 # segment's first: the next segment may pack differently.
@@ -197,6 +213,7 @@ class Loader(wiring.Component):
                                  before_last["a"].eq(self.n_a - 2),
                                  before_last["b"].eq(self.n_b - 2)]
                     sub_zero()
+                    m.d.sync += [lw_cur.eq(self.n_a1 == 1), se_cur.eq(S // self._wa == 1)]
                     with m.If(discard & hard):
                         m.next = "DRAIN"
                     with m.Else():
@@ -229,6 +246,7 @@ class Loader(wiring.Component):
                             m.d.sync += self.err_short.eq(1)   # frame ended too early
                             m.next = "IDLE"
                         with m.Else():
+                            enter(target.lower())
                             m.next = target
                 return go
 
