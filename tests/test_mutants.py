@@ -81,7 +81,11 @@ def out_stalls_undercounted(monkeypatch):
     class GemmCore(top.GemmCore):
         def elaborate(self, platform):
             m = super().elaborate(platform)
-            with m.If(self.busy & self.m_valid & ~self.m_ready & self.out_stall_cycles[0]):
+            # the core counts a stall cycle one cycle later, from a registered condition:
+            # the mutant holds the count on an odd value the cycle after a stall
+            stalled = Signal()
+            m.d.sync += stalled.eq(self.busy & self.m_valid & ~self.m_ready)
+            with m.If(stalled & self.out_stall_cycles[0]):
                 m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles)
             return m
 
