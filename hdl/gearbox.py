@@ -139,7 +139,10 @@ class Packer(wiring.Component):
                             with m.If(q_end[Q]):
                                 m.d.sync += [rvalid.eq(0), q.eq(0)]
                                 m.d.sync += [f.eq(0) for f in q_end.values()]
-                        with m.If(self.i_valid & self.i_ready):
-                            m.d.sync += [rbuf.eq(self.i_data[:W]), rlast.eq(self.i_last),
-                                         rvalid.eq(1)]
+                        # the row registers load whenever the packer is ready (they are
+                        # read only under rvalid): no valid flag on their 257 enables
+                        with m.If(self.i_ready):
+                            m.d.sync += [rbuf.eq(self.i_data[:W]), rlast.eq(self.i_last)]
+                            with m.If(self.i_valid):
+                                m.d.sync += rvalid.eq(1)
         return m

@@ -379,8 +379,10 @@ class GemmCore(wiring.Component):
                 data_ok.eq(data_ok_r),
                 a_need_d.eq(a_need), b_need_d.eq(b_need),
                 ok_d.eq(ok_hold),
-                go.eq(running & waiting & gap_ok & data_ok),
-                seq_stall.eq(running & waiting & gap_ok & ~data_ok),
+                # (waiting implies running: it is set at CHECK and cleared by the last
+                # fold, an abort and finish)
+                go.eq(waiting & gap_ok & data_ok),
+                seq_stall.eq(waiting & gap_ok & ~data_ok),
                 issuing.eq(go | stepping),
                 k_cur.eq(Mux(stepping, kk, 0)),
                 s_cur.eq(Mux(stepping, ss, 0)),
@@ -403,34 +405,35 @@ class GemmCore(wiring.Component):
                 with m.If(is_last):
                     m.d.sync += [stepping.eq(0), gap.eq(0), gap_ok_r.eq(gap_min == 0), kk.eq(0),
                                  kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
+                    # After the last fold the position steps on too (nothing reads it
+                    # until the next job's CHECK sets it): one condition less on its enables.
+                    m.d.sync += waiting.eq(~lf_r)
                     with m.If(lf_r):
-                        m.d.sync += [waiting.eq(0), seq_done.eq(1)]
+                        m.d.sync += seq_done.eq(1)
+                    # fold order: blocks of P tile rows; within a block j, then the row
+                    with m.If(br_row):
+                        m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
+                                     a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
+                        m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
+                    with m.Elif(br_blk):
+                        m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
+                                     ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
+                                     i_at_last.eq(eq_i_blk),
+                                     a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
+                                     a_base.eq(a_blk_n), b_base.eq(0),
+                                     a_need_row.eq(nx_blk_need_row),
+                                     a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
+                                     b_need_row.eq(steps_x2)]
+                        m.d.comb += [a_need_d.eq(a_blk_gP1), b_need_d.eq(steps),
+                                     ok_d.eq(ok_blk)]
                     with m.Else():
-                        m.d.sync += waiting.eq(1)
-                        # fold order: blocks of P tile rows; within a block j, then the row
-                        with m.If(br_row):
-                            m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
-                                         a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
-                            m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
-                        with m.Elif(br_blk):
-                            m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
-                                         ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
-                                         i_at_last.eq(eq_i_blk),
-                                         a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
-                                         a_base.eq(a_blk_n), b_base.eq(0),
-                                         a_need_row.eq(nx_blk_need_row),
-                                         a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
-                                         b_need_row.eq(steps_x2)]
-                            m.d.comb += [a_need_d.eq(a_blk_gP1), b_need_d.eq(steps),
-                                         ok_d.eq(ok_blk)]
-                        with m.Else():
-                            m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
-                                         i_idx.eq(ib), i_at_last.eq(eq_i_col),
-                                         a_base.eq(a_blk), b_base.eq(nx_b_base),
-                                         a_need_row.eq(nx_col_need_row),
-                                         b_need_row.eq(nx_b_need_row)]
-                            m.d.comb += [a_need_d.eq(a_blk_g1), b_need_d.eq(b_need_row),
-                                         ok_d.eq(ok_col)]
+                        m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
+                                     i_idx.eq(ib), i_at_last.eq(eq_i_col),
+                                     a_base.eq(a_blk), b_base.eq(nx_b_base),
+                                     a_need_row.eq(nx_col_need_row),
+                                     b_need_row.eq(nx_b_need_row)]
+                        m.d.comb += [a_need_d.eq(a_blk_g1), b_need_d.eq(b_need_row),
+                                     ok_d.eq(ok_col)]
                 with m.Else():
                     m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
                                  kk_at_last.eq(Mux(stepping, kk == steps_m2, steps_two)),
@@ -642,30 +645,53 @@ class GemmCore(wiring.Component):
             held.eq(held + out_issue - (fifo.r_en & fifo.r_rdy)),
         ]
         issued_last = Signal()
+        # The tile-row end's values (next tile row, column or block), for R >= 2 computed
+        # into registers from the output position: it changes only at a tile-row end, and
+        # those are R advances apart, so the registers have a cycle to settle. The row
+        # end flag r_end (out_r == R - 1) steps with out_r. (R == 1: every advance ends
+        # a tile row; the values are computed in place.)
+        if os_:
+            nxt = {
+                "t_br": (out_t != P_os - 1) & ~out_i_last, "j_br": out_j_last,
+                "t1": out_t + 1, "i1": out_i + 1, "ibase_R": out_ibase + R,
+                "lt_mR": out_ibase < m_mR, "eq_i": out_i == ni_m2,
+                "ib_n": out_ib_n + P_os, "blk_n": out_blk_n + P_os * R,
+                "blk_n_ok": out_blk_n < m_mPR, "eq_ibP": out_ib == ni_m1_mP,
+                "j1": out_j + 1, "lt_blk": out_blk < M, "eq_j": out_j == nj_m2,
+                "eq_ib": out_ib == ni_m1,
+            }
+            if R >= 2:
+                for key, value in list(nxt.items()):
+                    reg = Job(value.shape(), name=f"onx_{key}")
+                    m.d.sync += reg.eq(value)
+                    nxt[key] = reg
+                r_end = Signal()
+                with m.If(advance):
+                    m.d.sync += r_end.eq(~r_end & (out_r == R - 2))
+            else:
+                r_end = Const(1)
         with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
-                with m.If(out_r == R - 1):
+                with m.If(r_end):
                     # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
-                    with m.If((out_t != P_os - 1) & ~out_i_last):
-                        m.d.sync += [out_t.eq(out_t + 1), out_i.eq(out_i + 1),
-                                     out_ibase.eq(out_ibase + R), out_abs.eq(out_ibase + R),
-                                     row_ok_r.eq(out_ibase < m_mR),
-                                     out_i_last.eq(out_i == ni_m2)]
-                    with m.Elif(out_j_last):
+                    with m.If(nxt["t_br"]):
+                        m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
+                                     out_ibase.eq(nxt["ibase_R"]), out_abs.eq(nxt["ibase_R"]),
+                                     row_ok_r.eq(nxt["lt_mR"]), out_i_last.eq(nxt["eq_i"])]
+                    with m.Elif(nxt["j_br"]):
                         m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
-                                     out_i.eq(out_ib_n), out_ib_n.eq(out_ib_n + P_os),
-                                     out_blk.eq(out_blk_n),
-                                     out_blk_n.eq(out_blk_n + P_os * R),
+                                     out_i.eq(out_ib_n), out_ib_n.eq(nxt["ib_n"]),
+                                     out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
                                      out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
-                                     row_ok_r.eq(blk_n_ok), blk_n_ok.eq(out_blk_n < m_mPR),
-                                     out_j_last.eq(nj_m1 == 0), out_i_last.eq(out_ib == ni_m1_mP)]
+                                     row_ok_r.eq(blk_n_ok), blk_n_ok.eq(nxt["blk_n_ok"]),
+                                     out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
                     with m.Else():
-                        m.d.sync += [out_j.eq(out_j + 1), out_t.eq(0), out_i.eq(out_ib),
+                        m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
                                      out_ibase.eq(out_blk), out_abs.eq(out_blk),
-                                     row_ok_r.eq(out_blk < M),
-                                     out_j_last.eq(out_j == nj_m2), out_i_last.eq(out_ib == ni_m1)]
+                                     row_ok_r.eq(nxt["lt_blk"]),
+                                     out_j_last.eq(nxt["eq_j"]), out_i_last.eq(nxt["eq_ib"])]
                 with m.Else():
                     # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
                     m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
@@ -747,6 +773,7 @@ class GemmCore(wiring.Component):
 
         # -- job control -----------------------------------------------------------------
         def finish(ok):
+            m.d.sync += [*(sig.eq(0) for sig in seq_abort_sigs)]
             m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
                          flushing.eq(0), aborting.eq(0), self.jobs.eq(self.jobs + 1)]
             if ok:
@@ -969,6 +996,8 @@ class GemmCore(wiring.Component):
                                  out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
                                  out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0),
                                  out_ib_n.eq(P_os)]
+                    if os_ and R >= 2:
+                        m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
                     seq_reset()
                     m.next = "RUN"
             with m.State("RUN"):
