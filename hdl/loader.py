@@ -140,6 +140,14 @@ class Loader(wiring.Component):
             """The flags of segment ``seg``, entered with its sub-word index at zero."""
             m.d.sync += [lw_cur.eq(at_last[key_of[seg]]), se_cur.eq(S // width_of[seg] == 1)]
 
+        # With every word no wider than a beat, the beat buffer loads whenever it is free or
+        # being freed, in any state (it is read only under buf_valid, which start clears):
+        # its enables read three flip-flops, not TREADY's state decode and TVALID.
+        beat_free = max(self._wa, self._wb) <= S
+        if beat_free:
+            with m.If(~buf_valid | (se_cur & ~lw_cur)):
+                m.d.sync += [buf.eq(self.s_data), buf_last.eq(self.s_last)]
+
         def segment(seg, W, count, we, data, nxt):
             """Emit words of one segment; ``nxt`` runs after its last word."""
             last_word = lw_cur                  # at_last[key_of[seg]]: count == its last
@@ -165,7 +173,9 @@ class Loader(wiring.Component):
                 # segment's first: the next segment may pack differently.
                 m.d.comb += self.s_ready.eq(~buf_valid | (freeing & ~last_word))
                 with m.If(self.s_valid & self.s_ready):
-                    m.d.sync += [buf.eq(self.s_data), buf_last.eq(self.s_last), buf_valid.eq(1)]
+                    m.d.sync += buf_valid.eq(1)
+                    if not beat_free:
+                        m.d.sync += [buf.eq(self.s_data), buf_last.eq(self.s_last)]
             else:
                 Q = -(-W // S)
                 word = Signal(Q * S, name=f"word_{seg}")
