@@ -49,6 +49,8 @@ class Packer(wiring.Component):
     i_data, i_last, i_valid : In
         A row (in the low bits of ``i_data``) and whether it is the frame's last.
     i_ready : Out
+        A row wider than a beat is taken with its last beat: it must stay on the input
+        (as valid/ready has it) while its beats leave.
     fmt : In
     o_data, o_last, o_valid : Out
         Registered AXI4-Stream master signals (stable until accepted).
@@ -79,11 +81,7 @@ class Packer(wiring.Component):
         m.d.comb += self.o_data.eq(o_data)
         pbuf = Signal(S)                    # partially packed beat (W <= S formats)
         p = Signal(range(max(2, S + 1)))
-        rbuf = Signal(max(-(-W // S) * S for W in self._formats),   # row split into beats (W > S)
-                      reset_less=True)
-        rlast = Signal(reset_less=True)
-        rvalid = Signal()
-        q = Signal(range(max(2, -(-self._max // S) + 1)))
+        q = Signal(range(max(2, -(-self._max // S) + 1)))   # beat of the row (W > S formats)
         # ``q == Q - 1`` for each beats-per-row count Q > 1, kept in registers (the ready
         # path then starts at flip-flops)
         q_end = {Q: Signal(name=f"q_end_{Q}")
@@ -121,28 +119,24 @@ class Packer(wiring.Component):
                             with m.Else():
                                 m.d.sync += [pbuf.eq(merged), p.eq(p + 1)]
                     else:
+                        # A row wider than a beat leaves in Q beats straight from the
+                        # input, which holds it (valid/ready) until its last beat takes
+                        # it: no row register, and the input's ready is that last beat.
                         Q = -(-W // S)
-                        releasing = Signal(name=f"releasing{idx}")
-                        m.d.comb += [
-                            releasing.eq(rvalid & can_emit & q_end[Q]),
-                            self.i_ready.eq(~rvalid | releasing),
-                        ]
-                        with m.If(rvalid & can_emit):
+                        emit = Signal(name=f"emit{idx}")
+                        row = Cat(self.i_data[:W], Const(0, Q * S - W))
+                        m.d.comb += [emit.eq(self.i_valid & can_emit),
+                                     self.i_ready.eq(emit & q_end[Q])]
+                        with m.If(emit):
                             with m.Switch(q):
                                 for beat in range(Q):
                                     with m.Case(beat):
-                                        m.d.sync += o_data.eq(rbuf[beat * S:(beat + 1) * S])
+                                        m.d.sync += o_data.eq(row[beat * S:(beat + 1) * S])
                             m.d.sync += [self.o_valid.eq(1),
-                                         self.o_last.eq(rlast & q_end[Q]),
+                                         self.o_last.eq(self.i_last & q_end[Q]),
                                          q.eq(q + 1)]
                             m.d.sync += [f.eq(q == Q_ - 2) for Q_, f in q_end.items()]
                             with m.If(q_end[Q]):
-                                m.d.sync += [rvalid.eq(0), q.eq(0)]
+                                m.d.sync += q.eq(0)
                                 m.d.sync += [f.eq(0) for f in q_end.values()]
-                        # the row registers load whenever the packer is ready (they are
-                        # read only under rvalid): no valid flag on their 257 enables
-                        with m.If(self.i_ready):
-                            m.d.sync += [rbuf.eq(self.i_data[:W]), rlast.eq(self.i_last)]
-                            with m.If(self.i_valid):
-                                m.d.sync += rvalid.eq(1)
         return m

@@ -230,8 +230,8 @@ def _output_end(cfg: GemmConfig, rows, span_end, requant):
     S = cfg.stream_bits
     row_bits = cfg.cols * (8 if requant else cfg.acc_bits)
     # Rows no wider than a beat are packed `per` to a beat and the beat leaves one cycle
-    # after its last row; wider rows are split into `beats_row` beats from an extra
-    # row register, one cycle later.
+    # after its last row; wider rows are split into `beats_row` beats straight from the
+    # packer's input, one a cycle, the first likewise one cycle after the row arrives.
     packed = row_bits <= S
     per = words_per_beat(row_bits, S) if packed else 1
     beats_row = 1 if packed else beats_per_word(row_bits, S)
@@ -252,7 +252,7 @@ def _output_end(cfg: GemmConfig, rows, span_end, requant):
                 pending = 0
         else:
             for b in range(beats_row):
-                beat_t = max(arrive + 1 + b, beat_t + 1)
+                beat_t = max(arrive + b, beat_t + 1)
     if pending:
         beat_t = max(read_t + OUT_PIPE + FIFO_LATENCY, beat_t + 1)
     return beat_t
