@@ -770,6 +770,10 @@ class GemmCore(wiring.Component):
 
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
+        # a job with output ends the cycle after its last beat (registered: the port's
+        # handshake would otherwise reach every register `finish` writes)
+        last_beat_r = Signal()
+        m.d.sync += last_beat_r.eq(last_beat)
 
         # -- job control -----------------------------------------------------------------
         def finish(ok):
@@ -1016,7 +1020,7 @@ class GemmCore(wiring.Component):
                     m.next = "ABORT"
                 with m.Elif(mode_noout & span_done):
                     finish(True)
-                with m.Elif(last_beat):
+                with m.Elif(last_beat_r):
                     finish(True)
             with m.State("ABORT"):
                 # Let steps in flight leave the array and writer, and finish a started
