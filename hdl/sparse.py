@@ -49,7 +49,7 @@ frame, which the host is sending, is discarded up to TLAST even across a new STA
 (the next job's X load begins after that TLAST).
 """
 
-from amaranth import Module, Signal, Mux, Cat, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth import ResetInserter
@@ -98,6 +98,11 @@ def entry_layout(cfg: SparseConfig) -> data.StructLayout:
     """One CSR entry in its slot: value, column index, last-in-row, empty-row (LSB first)."""
     return data.StructLayout({"value": _shape(cfg.a), "col": unsigned(cfg.col_bits),
                               "last": 1, "empty": 1})
+
+
+def _le(v, c):
+    """``v <= c``, or the constant 1 when it always holds (Verilator lints the compare)."""
+    return v <= c if c < (1 << len(v)) - 1 else Const(1)
 
 
 def _popcount(m, bits, n, name):
@@ -254,7 +259,7 @@ class SparseCore(wiring.Component):
             # the flags above for a next beat that starts with ``count`` entries left, from
             # ``small`` (count < 2**kb) and count's low kb bits
             return [v_next.eq(Cat(*[~small | (lo > l) for l in range(L)])),
-                    final_next.eq(small & (lo <= L)),
+                    final_next.eq(small & _le(lo, L)),
                     fin_lane.eq(Cat(*[small & (lo == l + 1) for l in range(L)]))]
 
         # -- S1: gather ------------------------------------------------------------------------
@@ -403,6 +408,8 @@ class SparseCore(wiring.Component):
         c_valid_q = Signal()    # the queue's registered write (the rotate stage) is busy
         m.d.sync += c_valid_q.eq(c_valid)
         m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid | c_valid_q)
+        pipe_busy_q = Signal()  # (a cycle late: padding waits for it)
+        m.d.sync += pipe_busy_q.eq(pipe_busy)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
         # k_out (rows in the next beat: min(rows left, rb)), whether that beat is the last
@@ -412,7 +419,7 @@ class SparseCore(wiring.Component):
         # after the next one is the last).
         k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
         last2 = Signal()
-        emit = Signal()
+        emit = Signal(); emit_q_side = Signal()
         k_emit = Signal(range(rb + 1))      # k_out after an emitted beat
         m.d.comb += k_emit.eq(Mux(out_last, 0, Mux(last2, rows_after, rb)))
 
@@ -420,10 +427,17 @@ class SparseCore(wiring.Component):
         # rows left after two full beats (rows_after2)
         last3 = Signal(); rows_after2 = Signal(range(cfg.max_rows + 1))
 
+        # ROWS below 2**mb (mb: 2**mb > 3 * rb), registered at the START, so that the
+        # counts above load from a flag and mb low bits in SETUP
+        mb = (3 * rb).bit_length()
+        m_small = Signal()
+
         def count_rows(count):
-            return [k_out.eq(Mux(count >= rb, rb, count)), out_last.eq(count <= rb),
-                    out_more.eq(count != 0), rows_after.eq(count - rb),
-                    last2.eq(count <= 2 * rb), last3.eq(count <= 3 * rb),
+            lo = count[:mb]
+            return [k_out.eq(Mux(~m_small | (lo >= rb), rb, lo)),
+                    out_last.eq(m_small & _le(lo, rb)),
+                    out_more.eq(~m_small | (lo != 0)), rows_after.eq(count - rb),
+                    last2.eq(m_small & _le(lo, 2 * rb)), last3.eq(m_small & _le(lo, 3 * rb)),
                     rows_after2.eq(count - 2 * rb)]
 
         # k_pair = k_out + k_emit, a register for the queue's registered level compare:
@@ -442,28 +456,40 @@ class SparseCore(wiring.Component):
             emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more
                     & Mux(padding, ~emit_q, have)),
             # a padded beat (k_out > level) empties the queue
-            q.r_en.eq(emit), q.r_pop.eq(k_out),
+            q.r_en.eq(emit_q_side), q.r_pop.eq(k_out),
         ]
+        # The queue's pop strobe is a second copy of emit, formed from a copy of m_valid
+        # (m_valid_q: same next value; a register of its own, so synthesis keeps it), so
+        # that each copy drives half of the registers emit updates.
+        m_valid_q = Signal()
+        m.d.comb += emit_q_side.eq(emitting & (~m_valid_q | self.m_ready) & out_more
+                                   & Mux(padding, ~emit_q, have))
+        with m.If(~m_valid_q | self.m_ready):
+            m.d.sync += m_valid_q.eq(emit_q_side)
 
         # -- credits: the queue is never full when rows reach it ------------------------------
         # Nothing after the gather stage waits: instead an entry beat is taken only while
         # the queue has room for every row under way and for the rows the beat may end.
-        # ``room`` is Q less L rows for every beat taken, plus each beat's refund of the
-        # rows it does not end (L - s1_k, formed in its first cycle in S1, ``fresh``,
-        # and added in the next), plus the rows popped: the queue level plus the rows
-        # under way never exceed Q - room. The flag is a compare of the register with a
-        # constant: room' is at least room less L for a beat taken now, so
+        # ``room`` is Q less L rows for every beat taken, plus the rows returned: each
+        # beat's refund of the rows it does not end (L - s1_k, formed in its first cycle
+        # in S1, ``fresh``) and the rows popped, both gathered in a register (``ret``,
+        # and ``ret_take`` = ret - L) and added a cycle later. The queue level plus the
+        # rows under way never exceed Q - room. The flag is a compare of the register
+        # with a constant: room' is at least room less L for a beat taken now, so
         #   room_ok' = room >= L + (L if a beat is taken now)
-        # (refunds and pops count a cycle later). After a failed beat the job takes no
-        # more, so room is not needed then; while padding the pipeline is empty.
+        # After a failed beat the job takes no more, so room is not needed then; while
+        # padding the pipeline is empty.
         Q = q.capacity
-        room = Signal(range(Q + 1), init=Q)
+        wb_room = len(Signal(range(Q + 1)))
+        room = Signal(wb_room, init=Q)
+        ret = Signal(wb_room); ret_take = Signal(wb_room)   # (ret - L wraps: room >= L)
         refund = Signal(range(L + 1))
-        m.d.sync += refund.eq(Mux(fresh, L - s1_k, 0))
-        r_base = Signal(range(Q + 1)); r_pop = Signal(range(Q + 1))
-        m.d.comb += [r_base.eq(room + refund), r_pop.eq(r_base + k_out)]
-        m.d.sync += [room.eq(Mux(emit, Mux(accept, r_pop - L, r_pop),
-                                 Mux(accept, r_base - L, r_base))),
+        m.d.comb += refund.eq(Mux(fresh, L - s1_k, 0))
+        ret_pop = Signal(range(L + rb + 1))
+        m.d.comb += ret_pop.eq(refund + k_out)
+        m.d.sync += [ret.eq(Mux(emit, ret_pop, refund)),
+                     ret_take.eq(Mux(emit, ret_pop, refund) - L),
+                     room.eq(room + Mux(accept, ret_take, ret)),
                      room_ok.eq(Mux(accept, room >= 2 * L, room >= L))]
         # a beat offered and refused for room (the gather stage then idles: an output
         # stall, counted in the next cycle)
@@ -564,7 +590,8 @@ class SparseCore(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                                 err_code.eq(0), acc_open.eq(0), padding.eq(0), flush.eq(0)]
+                                 err_code.eq(0), acc_open.eq(0), padding.eq(0), flush.eq(0),
+                                 m_small.eq(self.rows[mb:] == 0)]
                     m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
                     m.d.sync += clear.eq(1)
                     m.next = "SETUP"
@@ -633,7 +660,7 @@ class SparseCore(wiring.Component):
                 m.d.comb += self.s_ready.eq(discard)
                 with m.If(discard & self.s_valid & self.s_last):
                     m.d.sync += discard.eq(0)
-                with m.If(~pipe_busy):
+                with m.If(~pipe_busy_q):
                     m.d.sync += padding.eq(1)
                     m.d.comb += pad_next.eq(1)
                 with m.If(last_beat):

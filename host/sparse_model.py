@@ -16,10 +16,11 @@ RTL: it replays the RTL's schedule beat by beat. The pieces are the ones of
   (``capacity`` rows), with no stall after the gather stage: a beat is taken
   only while the queue has room for every row under way (credits: ``room`` is
   the capacity less ``L`` rows per beat taken, plus each beat's refund of the
-  ``L - k`` rows it does not end, added two cycles after it is taken, plus the
-  rows popped; a beat is taken in a cycle if, in the cycle before, ``room`` was
-  at least ``L``, or ``2 L`` when a beat was taken then too); a cycle in which the
-  gather stage idles because a beat was refused so is an output stall;
+  ``L - k`` rows it does not end, added three cycles after it is taken, plus the
+  rows popped, added two cycles after the pop; a beat is taken in a cycle if, in
+  the cycle before, ``room`` was at least ``L``, or ``2 L`` when a beat was taken
+  then too); a cycle in which the gather stage idles because a beat was refused
+  so is an output stall;
 * the output packer takes ``rows_per_beat`` rows per result beat (fewer for the
   final beat) one cycle after they are queued; the job ends with the last beat.
 
@@ -156,7 +157,7 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
     fresh = False                           # S1 holds a beat for its first cycle
     pipe = [None] * depth
     level = 0
-    room, room_ok, refund, refused = Q, True, 0, False     # credits (see the module doc)
+    room, room_ok, ret, refused = Q, True, 0, False     # credits (see the module doc)
     rows_out = 0
     m_valid = m_last = False
     nxt = 0
@@ -194,8 +195,8 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
         level += (k_list[out] if out is not None else 0) - (k_out if emit else 0)
         refused = acc_open and s1_free and not room_ok
         room_ok = room >= (2 * L if accept else L)
-        room = room - (L if accept else 0) + refund + (k_out if emit else 0)
-        refund = L - s1_k if fresh else 0
+        room = room - (L if accept else 0) + ret
+        ret = (L - s1_k if fresh else 0) + (k_out if emit else 0)
         fresh = accept
         pipe = [s1 if i_ready else None] + pipe[:-1]
         if s1 is not None:
