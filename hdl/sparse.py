@@ -24,10 +24,11 @@ compaction, ``CompactionQueue`` and output packer
     The completed rows, compacted in order (a registered stage), are queued and
     leave ``rows_per_beat`` per result beat.
 
-The pipeline after the gather stage never reorders: rows leave in row order. A
-full result queue stops the whole pipeline for a cycle (output stall). Nothing of
-A is stored, so the row and nonzero limits only size counters; the column limit is
-the dense buffer's depth.
+The pipeline after the gather stage never reorders: rows leave in row order, and
+it never stops: an entry beat is taken only while the result queue has room for
+every row under way (a credit count; a beat refused for room is an output stall).
+Nothing of A is stored, so the row and nonzero limits only size counters; the
+column limit is the dense buffer's depth.
 
 Stream formats (documented in every manifest, see :func:`sparse_stream_formats`):
 
@@ -74,16 +75,16 @@ ERR = {e.name: e.code for e in SPARSE_ERRORS}
 #: after the last row select) and its product register (S7).
 PIPELINE = ("gather", "read", "outreg", "hold", "select", "operand", "multiply")
 
-#: Registered stages between the segmented reduction and the compaction queue: the
-#: completed rows, compacted to positions 0..k-1 (the queue's write enables and data
-#: then start at registers).
+#: Registered stages between the segmented reduction and the compaction queue's banks:
+#: the completed rows compacted to positions 0..k-1, then rotated to their banks (the
+#: queue's registered write: its write enables, data and addresses are registers).
 POST_REDUCE = ("compact", "rotate")
 
 assert PIPELINE.index("select") == BUFFER_LATENCY, "the rows of X arrive at the select stage"
 
-#: Rows per bank of the compaction queue. Two left the lanes stalled on output for ~2%
-#: of the cycles on 2-nonzero rows (up to L rows per beat arriving in bursts while the
-#: packer takes rows_per_beat at a time); four removed those stalls (LUT RAM, cheap).
+#: Rows per bank of the compaction queue (LUT RAM: 16 is the depth of its cells). The
+#: credit check at the input holds room for every row under way, about L rows per
+#: cycle of the ~17-cycle round trip, so one-entry rows can still stall on output.
 QUEUE_DEPTH = 16
 
 COUNTERS = ("job_cycles", "load_cycles", "nnz", "lane_busy_cycles", "in_stall_cycles",
