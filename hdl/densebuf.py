@@ -133,18 +133,27 @@ class DenseBuffer(wiring.Component):
             G = 1 << lo                             # rows per group
             for l in range(L):
                 m.d.comb += ram.r_addr[l].eq(word_addr(self.i_col[l]))
-                sel = [Signal(max(1, wb), name=f"sel{l}_{k}", reset_less=True)
-                       for k in range(LATENCY)]
-                group = Signal(data.ArrayLayout(unsigned(RB), G), name=f"group{l}",
-                               reset_less=True)
+                # the row's high bits (picking the group) for the group register, its
+                # low bits (the row in the group) for the last select
+                sel_hi = [Signal(max(1, hi), name=f"sel{l}_hi{k}", reset_less=True)
+                          for k in range(LATENCY - 1)]
+                sel_lo = [Signal(max(1, lo), name=f"sel{l}_lo{k}", reset_less=True)
+                          for k in range(LATENCY)]
+                # a plain Signal viewed as rows (an array-shaped register's ``name[i]``
+                # element names can make Yosys 0.70's abc9 reintegration fail)
+                group_bits = Signal(G * RB, name=f"group{l}", reset_less=True)
+                group = data.View(data.ArrayLayout(unsigned(RB), G), group_bits)
                 rows = data.View(data.ArrayLayout(data.ArrayLayout(unsigned(RB), G), 1 << hi),
                                  ram.r_data[l])
                 with m.If(self.en):
-                    if wb:
-                        m.d.sync += sel[0].eq(self.i_col[l][:wb])
-                        m.d.sync += [sel[k].eq(sel[k - 1]) for k in range(1, LATENCY)]
-                    m.d.sync += group.eq(rows[sel[2][lo:]] if hi else rows[0])
-                m.d.comb += self.o_x[l].eq(group[sel[3][:lo]] if lo else group[0])
+                    if hi:
+                        m.d.sync += sel_hi[0].eq(self.i_col[l][lo:wb])
+                        m.d.sync += [sel_hi[k].eq(sel_hi[k - 1]) for k in range(1, LATENCY - 1)]
+                    if lo:
+                        m.d.sync += sel_lo[0].eq(self.i_col[l][:lo])
+                        m.d.sync += [sel_lo[k].eq(sel_lo[k - 1]) for k in range(1, LATENCY)]
+                    m.d.sync += group_bits.eq(rows[sel_hi[-1]] if hi else rows[0])
+                m.d.comb += self.o_x[l].eq(group[sel_lo[-1]] if lo else group[0])
             return m
 
         # -- banked ----------------------------------------------------------------------

@@ -43,6 +43,15 @@ class CompactionQueue(wiring.Component):
         Rows presented at the read side (R).
     depth : int
         Rows per bank (a power of two, >= 2).
+    registered_enough : bool
+        Keep ``enough`` in a register (default False: a compare of ``level`` and
+        ``r_pop``); the caller then gives ``r_pop_next`` and ``r_pop_pair``. Needs
+        ``registered_write``.
+    registered_write : bool
+        Register the rotated rows, the banks' write enables and addresses before the
+        memories (default False): a write reaches the banks, ``level`` and
+        ``r_rows`` one cycle after ``w_en``, and the caller's room check must count
+        the rows of that cycle's write too.
 
     Members
     -------
@@ -64,9 +73,19 @@ class CompactionQueue(wiring.Component):
         Rows to remove with ``r_en``.
     level : Out(range(capacity + 1))
         Rows queued.
+    enough : Out(1)
+        ``level >= r_pop``. With ``registered_enough`` a register, computed from the
+        next level and from ``r_pop_next``; it is then right while ``r_pop`` changes
+        only at pops (a change at another time shows one cycle late).
+    r_pop_next : In(range(read_rows + 1)), only with ``registered_enough``
+        The value ``r_pop`` takes after this cycle if ``r_en`` is high.
+    r_pop_pair : In(range(2 * read_rows + 1)), only with ``registered_enough``
+        ``r_pop + r_pop_next`` (a register of the caller's, so that the compare
+        starts at flip-flops).
     """
 
-    def __init__(self, *, lanes: int, row_bits: int, read_rows: int, depth: int = 2):
+    def __init__(self, *, lanes: int, row_bits: int, read_rows: int, depth: int = 2,
+                 registered_enough: bool = False, registered_write: bool = False):
         for name, v in (("lanes", lanes), ("row_bits", row_bits), ("read_rows", read_rows),
                         ("depth", depth)):
             if isinstance(v, bool) or not isinstance(v, int):
@@ -78,14 +97,22 @@ class CompactionQueue(wiring.Component):
         self._lanes, self._row_bits, self._read = lanes, row_bits, read_rows
         self._banks = _pow2_at_least(max(lanes, read_rows))
         self._depth = depth
-        super().__init__({
+        self._registered_enough = bool(registered_enough)
+        self._registered_write = bool(registered_write)
+        if self._registered_enough and not self._registered_write:
+            raise ValueError("CompactionQueue registered_enough needs registered_write")
+        members = {
             "clear": In(1),
             "w_en": In(1), "w_count": In(range(lanes + 1)),
             "w_rows": In(data.ArrayLayout(unsigned(row_bits), lanes)),
             "r_rows": Out(data.ArrayLayout(unsigned(row_bits), read_rows)),
             "r_en": In(1), "r_pop": In(range(read_rows + 1)),
-            "level": Out(range(self.capacity + 1)),
-        })
+            "level": Out(range(self.capacity + 1)), "enough": Out(1),
+        }
+        if self._registered_enough:
+            members["r_pop_next"] = In(range(read_rows + 1))
+            members["r_pop_pair"] = In(range(2 * read_rows + 1))
+        super().__init__(members)
 
     @property
     def banks(self) -> int:
@@ -106,10 +133,22 @@ class CompactionQueue(wiring.Component):
         tail_lo, tail_hi = tail[:nbb], tail[nbb:]
         head_lo, head_hi = head[:nbb], head[nbb:]
         # a pop of r_pop rows, or of all of them when fewer are queued: head moves to tail
-        enough = Signal()
+        enough = self.enough
         head_pop = Signal.like(head)
-        m.d.comb += [enough.eq(self.level >= self.r_pop),
-                     head_pop.eq(Mux(enough, head + self.r_pop, tail))]
+        if not self._registered_enough:
+            m.d.comb += enough.eq(self.level >= self.r_pop)
+        # rows in the banks end at tail_w: tail, or with registered writes the tail
+        # before the write under way
+        tail_w = Signal.like(tail) if self._registered_write else tail
+        if self._registered_enough:
+            # head + r_pop, a register, kept like enough (r_pop changes at pops)
+            head_add = Signal.like(head, name="head_add")
+            m.d.comb += head_pop.eq(Mux(enough, head_add, tail_w))
+            m.d.sync += head_add.eq(Mux(self.r_en, head_pop + self.r_pop_next, head + self.r_pop))
+            with m.If(self.clear):
+                m.d.sync += head_add.eq(self.r_pop)
+        else:
+            m.d.comb += head_pop.eq(Mux(enough, head + self.r_pop, tail_w))
 
         def read_word(h, b):
             # rows of a read that wrapped past the last bank sit one word further
@@ -119,8 +158,16 @@ class CompactionQueue(wiring.Component):
         therm = Signal(NB)
         m.d.comb += therm.eq(Cat(*[self.w_count > r for r in range(L)]))
         count = self.w_count
+        # rows reaching the banks this cycle (level, tail_w): w_count, or with
+        # registered writes the count of the previous cycle's write
         wrote = Signal(range(L + 1))
-        m.d.comb += wrote.eq(Mux(self.w_en, count, 0))
+        if self._registered_write:
+            w_q = Signal(range(L + 1))
+            m.d.sync += w_q.eq(Mux(self.w_en & ~self.clear, count, 0))
+            m.d.sync += tail_w.eq(tail_w + w_q)
+            m.d.comb += wrote.eq(w_q)
+        else:
+            m.d.comb += wrote.eq(Mux(self.w_en, count, 0))
 
         read_data = []
         for b in range(NB):
@@ -143,15 +190,16 @@ class CompactionQueue(wiring.Component):
                 for r in range(NB):
                     with m.Case(r):
                         m.d.comb += wdata.eq(rows[r])
-            m.d.comb += [
-                wp.en.eq(self.w_en & therm.bit_select(rel, 1)),
-                wp.data.eq(wdata),
-            ]
             # rows of a write or read that wrapped past the last bank sit one word further
-            if nbb and b < NB - 1:
-                m.d.comb += wp.addr.eq(tail_hi + (tail_lo > b))
-            else:
-                m.d.comb += wp.addr.eq(tail_hi)
+            waddr = tail_hi + (tail_lo > b) if nbb and b < NB - 1 else tail_hi
+            wen = self.w_en & therm.bit_select(rel, 1)
+            if self._registered_write:
+                wen_q = Signal(name=f"we{b}")
+                wdata_q = Signal(self._row_bits, name=f"wdata{b}_q", reset_less=True)
+                waddr_q = Signal(max(1, dbb), name=f"waddr{b}", reset_less=True)
+                m.d.sync += [wen_q.eq(wen & ~self.clear), wdata_q.eq(wdata), waddr_q.eq(waddr)]
+                wen, wdata, waddr = wen_q, wdata_q, waddr_q
+            m.d.comb += [wp.en.eq(wen), wp.data.eq(wdata), wp.addr.eq(waddr)]
             # the read address is a register, updated with head
             raddr = Signal(dbb, name=f"raddr{b}") if dbb else None
             if dbb:
@@ -164,8 +212,11 @@ class CompactionQueue(wiring.Component):
 
         for j in range(R):
             if nbb:
-                idx = Signal(nbb, name=f"rsel{j}")
-                m.d.comb += idx.eq(head_lo + j)
+                # the bank of output row j: head + j, a register updated with head
+                idx = Signal(nbb, name=f"rsel{j}", init=j % NB)
+                m.d.sync += idx.eq(Mux(self.r_en, head_pop[:nbb] + j, head_lo + j))
+                with m.If(self.clear):
+                    m.d.sync += idx.eq(j % NB)
                 with m.Switch(idx):
                     for b in range(NB):
                         with m.Case(b):
@@ -178,15 +229,38 @@ class CompactionQueue(wiring.Component):
         lw = Signal(range(self.capacity + L + 1))
         lwp = Signal(range(self.capacity + L + 1))
         lp = Signal(range(self.capacity + 1))
-        m.d.comb += [lw.eq(self.level + count), lwp.eq(self.level + count - self.r_pop),
-                     lp.eq(self.level - self.r_pop)]
         with m.If(self.w_en):
             m.d.sync += tail.eq(tail + count)
-        m.d.sync += self.level.eq(Mux(self.r_en,
-                                      Mux(enough, Mux(self.w_en, lwp, lp), wrote),
-                                      Mux(self.w_en, lw, self.level)))
+        if self._registered_enough:
+            # avail = level + wrote, a register: the level's next value without a pop
+            avail = Signal(range(self.capacity + 1), name="avail")
+            w_in = Signal(range(L + 1))
+            m.d.comb += [w_in.eq(Mux(self.w_en, count, 0)), lwp.eq(avail - self.r_pop)]
+            m.d.sync += [
+                self.level.eq(Mux(self.r_en, Mux(enough, lwp, wrote), avail)),
+                avail.eq(Mux(self.r_en, Mux(enough, lwp + w_in, wrote + w_in), avail + w_in)),
+                # the next level >= the next r_pop, for each case, from registers: after a
+                # pop of r_pop rows, avail - r_pop >= r_pop_next; after an emptying pop,
+                # wrote >= r_pop_next; without a pop, r_pop stays
+                enough.eq(Mux(self.r_en, Mux(enough, avail >= self.r_pop_pair,
+                                             wrote >= self.r_pop_next),
+                              avail >= self.r_pop)),
+            ]
+        elif self._registered_write:    # the rows written are a register's count
+            m.d.comb += [lw.eq(self.level + wrote), lwp.eq(self.level + wrote - self.r_pop)]
+            m.d.sync += self.level.eq(Mux(self.r_en, Mux(enough, lwp, wrote), lw))
+        else:
+            m.d.comb += [lw.eq(self.level + count), lwp.eq(self.level + count - self.r_pop),
+                         lp.eq(self.level - self.r_pop)]
+            m.d.sync += self.level.eq(Mux(self.r_en,
+                                          Mux(enough, Mux(self.w_en, lwp, lp), wrote),
+                                          Mux(self.w_en, lw, self.level)))
         with m.If(self.r_en):
             m.d.sync += head.eq(head_pop)
         with m.If(self.clear):
             m.d.sync += [tail.eq(0), head.eq(0), self.level.eq(0)]
+            if self._registered_write:
+                m.d.sync += tail_w.eq(0)
+            if self._registered_enough:
+                m.d.sync += [enough.eq(self.r_pop == 0), avail.eq(0)]
         return m

@@ -24,10 +24,11 @@ compaction, ``CompactionQueue`` and output packer
     The completed rows, compacted in order (a registered stage), are queued and
     leave ``rows_per_beat`` per result beat.
 
-The pipeline after the gather stage never reorders: rows leave in row order. A
-full result queue stops the whole pipeline for a cycle (output stall). Nothing of
-A is stored, so the row and nonzero limits only size counters; the column limit is
-the dense buffer's depth.
+The pipeline after the gather stage never reorders: rows leave in row order, and
+it never stops: an entry beat is taken only while the result queue has room for
+every row under way (a credit count; a beat refused for room is an output stall).
+Nothing of A is stored, so the row and nonzero limits only size counters; the
+column limit is the dense buffer's depth.
 
 Stream formats (documented in every manifest, see :func:`sparse_stream_formats`):
 
@@ -49,7 +50,7 @@ frame, which the host is sending, is discarded up to TLAST even across a new STA
 (the next job's X load begins after that TLAST).
 """
 
-from amaranth import Module, Signal, Mux, Cat, signed, unsigned
+from amaranth import Module, Signal, Mux, Cat, Const, signed, unsigned
 from amaranth.lib import wiring, data
 from amaranth.lib.wiring import In, Out
 from amaranth import ResetInserter
@@ -59,6 +60,7 @@ from .sparse_regs import SPARSE_ERRORS, sparse_register_map
 from .densebuf import DenseBuffer, LATENCY as BUFFER_LATENCY
 from .segscan import SegmentedReduce
 from .rowqueue import CompactionQueue
+from .pe import registered_multiplier
 from .axil import AXI4LiteCSR, axi_top_members, axi_top_domain, connect_axil
 
 __all__ = ["SparseCore", "SparseTop", "entry_layout", "sparse_stream_formats", "ERR", "PIPELINE",
@@ -73,17 +75,17 @@ ERR = {e.name: e.code for e in SPARSE_ERRORS}
 #: after the last row select) and its product register (S7).
 PIPELINE = ("gather", "read", "outreg", "hold", "select", "operand", "multiply")
 
-#: Registered stages between the segmented reduction and the compaction queue: the
-#: completed rows, compacted to positions 0..k-1 (the queue's write enables and data
-#: then start at registers).
-POST_REDUCE = ("compact",)
+#: Registered stages between the segmented reduction and the compaction queue's banks:
+#: the completed rows compacted to positions 0..k-1, then rotated to their banks (the
+#: queue's registered write: its write enables, data and addresses are registers).
+POST_REDUCE = ("compact", "rotate")
 
 assert PIPELINE.index("select") == BUFFER_LATENCY, "the rows of X arrive at the select stage"
 
-#: Rows per bank of the compaction queue. Two left the lanes stalled on output for ~2%
-#: of the cycles on 2-nonzero rows (up to L rows per beat arriving in bursts while the
-#: packer takes rows_per_beat at a time); four removed those stalls (LUT RAM, cheap).
-QUEUE_DEPTH = 4
+#: Rows per bank of the compaction queue (LUT RAM: 16 is the depth of its cells). The
+#: credit check at the input holds room for every row under way, about L rows per
+#: cycle of the ~17-cycle round trip, so one-entry rows can still stall on output.
+QUEUE_DEPTH = 16
 
 COUNTERS = ("job_cycles", "load_cycles", "nnz", "lane_busy_cycles", "in_stall_cycles",
             "conflict_stall_cycles", "out_stall_cycles")
@@ -99,14 +101,9 @@ def entry_layout(cfg: SparseConfig) -> data.StructLayout:
                               "last": 1, "empty": 1})
 
 
-def _multiplier(platform, a_shape, b_shape, p_shape):
-    """The platform's registered multiplier with a product enable, or ``None``.
-
-    Same hook as :func:`.pe.registered_multiplier`, asked for an output register that
-    holds while ``p_en`` is low (``output_enable=True``): the sparse pipeline stalls.
-    """
-    hook = getattr(platform, "accelgen_multiplier", None)
-    return hook(a_shape, b_shape, p_shape, output_enable=True) if hook is not None else None
+def _le(v, c):
+    """``v <= c``, or the constant 1 when it always holds (Verilator lints the compare)."""
+    return v <= c if c < (1 << len(v)) - 1 else Const(1)
 
 
 def _popcount(m, bits, n, name):
@@ -175,11 +172,13 @@ class SparseCore(wiring.Component):
             col_bits=cfg.col_bits, mode=cfg.x_buffer, banks=cfg.x_banks)
         m.submodules.reduce = red = SegmentedReduce(lanes=L, cols=P, acc_bits=cfg.acc_bits)
         m.submodules.queue = q = CompactionQueue(lanes=L, row_bits=cfg.row_bits, read_rows=rb,
-                                                     depth=QUEUE_DEPTH)
+                                                     depth=QUEUE_DEPTH, registered_enough=True,
+                                                     registered_write=True)
 
         # -- job registers -------------------------------------------------------------------
         M = Signal(32); N = Signal(32); E = Signal(32)
-        x_beats = Signal(33 - wxb); x_idx = Signal(33 - wxb)
+        x_beats = Signal(33 - wxb)
+        x_idx = Signal(max(1, (cfg.x_depth - 1).bit_length()))     # the buffer word written
         # From the job registers in SETUP, so that CHECK, LOAD and the entry checks read
         # flags and short counts: the start checks, the X beats left and whether the
         # next one is the last, and COLS capped at 2**col_bits (a column index is out
@@ -211,15 +210,9 @@ class SparseCore(wiring.Component):
         err_code = Signal(8)
         m.d.comb += self.error_code.eq(err_code)
 
-        adv = Signal(init=1)            # the pipeline advances this cycle (a register)
-        # Copies of adv for the pipeline's registers (thousands of enables), so that the
-        # copy the control logic reads, and computes adv from, stays near that logic.
-        # They take the same next value; being reset-less, and one of them starting at
-        # 0, keeps synthesis from merging them. They may differ from adv only in the
-        # cycle after a reset, when every stage is empty (its valid flag reset) and no
-        # entry beat can be taken (acc_open is reset), so holding then changes nothing.
-        adv_x = Signal(init=1, reset_less=True)     # S1 data, dense buffer, S2..S4
-        adv_r = Signal(init=0, reset_less=True)     # multipliers, reduction, compaction
+        # Queue room not yet promised to a beat (see "credits" below): an entry beat is
+        # taken only while room_ok, so the pipeline after the gather stage never stops.
+        room_ok = Signal(init=1)
 
         # -- input beat decode (combinational, at acceptance) --------------------------------
         layout = entry_layout(cfg)
@@ -238,8 +231,9 @@ class SparseCore(wiring.Component):
         k_in = _popcount(m, last_in, L, "k_in")
         final_in = Signal()
         m.d.comb += final_in.eq(final_next)
-        # Rows this beat ends against the rows still to end: too many, or (final beat)
-        # not exactly all of them. k_in <= L, so rows_todo only matters below 2**kb.
+        # Rows a beat ends against the rows still to end (checked in S1, from registers):
+        # too many, or (final beat) not exactly all of them. A beat ends at most L rows,
+        # so rows_todo only matters below 2**kb.
         kb = len(k_in)
         hb = max(1, todo_bits - kb)
         todo_small = Signal(); todo_lo = Signal(kb)
@@ -249,78 +243,97 @@ class SparseCore(wiring.Component):
             return [todo_lo.eq(count[:kb]), todo_hi.eq(count[kb:kb + hb]),
                     todo_hi_m1.eq(count[kb:kb + hb] - 1), todo_small.eq(count[kb:] == 0)]
 
-        def todo_step():
-            # rows_todo - k_in: a kb-bit subtract; its borrow steps the high part
+        def todo_step(k):
+            # rows_todo - k: a kb-bit subtract; its borrow steps the high part
             diff = Signal(kb + 1, name="todo_diff")
-            m.d.comb += diff.eq(Cat(todo_lo, 0) - k_in)
+            m.d.comb += diff.eq(Cat(todo_lo, 0) - k)
             return [todo_lo.eq(diff[:kb]),
                     todo_hi.eq(Mux(diff[kb], todo_hi_m1, todo_hi)),
                     todo_hi_m1.eq(Mux(diff[kb], todo_hi_m1 - 1, todo_hi_m1)),
                     todo_small.eq(Mux(diff[kb], todo_hi_m1 == 0, todo_small))]
-        e_short = Signal(); e_long = Signal(); e_col = Signal(); e_rows = Signal()
-        m.d.comb += [
-            e_short.eq(self.s_last & ~final_in),
-            e_long.eq(final_in & ~self.s_last),
-            e_col.eq(bad_col.any()),
-            e_rows.eq((todo_small & (k_in > todo_lo))
-                      | (final_in & (~todo_small | (k_in != todo_lo) | ~last_of_final))),
-        ]
+        e_short = Signal(); e_long = Signal()
+        m.d.comb += [e_short.eq(self.s_last & ~final_in), e_long.eq(final_in & ~self.s_last)]
 
-        def count_entries(count):
-            # the flags above for a next beat that starts with ``count`` entries left
-            return [v_next.eq(Cat(*[count > l for l in range(L)])),
-                    final_next.eq(count <= L),
-                    fin_lane.eq(Cat(*[count == l + 1 for l in range(L)]))]
+        e_small = Signal()      # ENTRIES < 2**kb (from SETUP, for CHECK)
+
+        def count_entries(small, lo):
+            # the flags above for a next beat that starts with ``count`` entries left, from
+            # ``small`` (count < 2**kb) and count's low kb bits
+            return [v_next.eq(Cat(*[~small | (lo > l) for l in range(L)])),
+                    final_next.eq(small & _le(lo, L)),
+                    fin_lane.eq(Cat(*[small & (lo == l + 1) for l in range(L)]))]
 
         # -- S1: gather ------------------------------------------------------------------------
         s1_valid = Signal()     # an accepted beat is in S1 (it may have failed its checks)
         s1_ok = Signal()        # ... and it passed them
-        # the checks of the beat in S1, registered at its acceptance (each is shallow;
-        # combining them and acting on them waits for the next cycle)
-        s1_e_short = Signal(); s1_e_long = Signal(); s1_e_col = Signal(); s1_e_rows = Signal()
+        s1_live = Signal()      # a beat is in S1 and no earlier one failed
+        fresh = Signal()        # ... for its first cycle there (taken in the previous one)
+        # The checks of the beat in S1, from registers loaded at its acceptance: stream
+        # framing and the column range per lane; and its rows against rows_todo, which
+        # the beat before it updated in its own first cycle in S1 (a beat that fails is
+        # dropped in its first cycle, so one that stays passed).
+        s1_e_short = Signal(); s1_e_long = Signal(); s1_bad_col = Signal(L)
+        s1_final = Signal(); s1_lof = Signal()
         s1_tlast = Signal(); s1_bad = Signal()
-        m.d.comb += [s1_bad.eq(s1_valid & (s1_e_short | s1_e_long | s1_e_col | s1_e_rows)),
-                     s1_ok.eq(s1_valid & ~s1_bad)]
+        # rows the beat in S1 ends (also its share of the queue, see "credits")
+        s1_k = Signal(range(L + 1))
+        s1_e_col = Signal(); s1_e_rows = Signal()
+        m.d.comb += [
+            s1_e_col.eq(s1_bad_col.any()),
+            s1_e_rows.eq(fresh & ((todo_small & (s1_k > todo_lo))
+                                  | (s1_final & (~todo_small | (s1_k != todo_lo) | ~s1_lof)))),
+            s1_bad.eq(s1_valid & (s1_e_short | s1_e_long | s1_e_col | s1_e_rows)),
+            s1_ok.eq(s1_live & ~s1_bad),
+        ]
         # (s1_value and s1_col keep the reset: reset-less, they made Yosys 0.70's abc9
         # reintegration fail an assertion in the out-of-context netlist)
         s1_value = [Signal(_shape(cfg.a), name=f"s1_value{l}") for l in range(L)]
-        s1_col = Signal(data.ArrayLayout(unsigned(cfg.col_bits), L))
-        s1_lanes = Signal(L); s1_last = Signal(L); s1_req = Signal(L)
-        m.d.comb += [db.en.eq(adv_x), db.i_valid.eq(s1_ok), db.i_col.eq(s1_col),
-                     db.i_req.eq(s1_req)]
-        leave = Signal()
-        m.d.comb += leave.eq(adv & s1_ok & db.i_ready)
-
-        in_run = Signal()
-        accept = Signal()
-        m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
-        with m.If(leave | s1_bad):
-            m.d.sync += s1_valid.eq(0)
-        # The beat's registers load whenever the gather stage is free (empty or its beat
-        # leaving), on an accepted beat, a bad one included, and on no beat at all (then
-        # s1_valid is low and they are never read): only s1_valid and the job FSM wait
-        # for the checks, and the registers' enable is the stage's, not the handshake.
-        s1_free = Signal(); s1_load = Signal()
-        m.d.comb += [s1_free.eq(adv & (~s1_ok | db.i_ready)),
-                     s1_load.eq(adv_x & (~s1_ok | db.i_ready))]
-        with m.If(s1_load):
-            m.d.sync += [s1_lanes.eq(v_in), s1_last.eq(last_in), s1_req.eq(req_in),
-                         s1_e_short.eq(e_short), s1_e_long.eq(e_long), s1_e_col.eq(e_col),
-                         s1_e_rows.eq(e_rows), s1_tlast.eq(self.s_last)]
-            for l in range(L):
-                m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
-        # A failing beat never leaves S1 (it is dropped there, and no beat is taken
-        # while it is there); the job FSM reacts to it one cycle later, from registers
-        # (bad_q, the beat's error code and TLAST). So the checks end at flip-flops.
+        # (one Signal per lane: Yosys 0.70's abc9 reintegration can fail an assertion
+        # when a register's bits also carry the ``name[i]`` names Amaranth gives the
+        # elements of an array-shaped signal, ``name[i]`` then meaning two things)
+        s1_col = [Signal(cfg.col_bits, name=f"s1_col{l}") for l in range(L)]
+        s1_last = Signal(L); s1_req = Signal(L)
+        # A failing beat is dropped in S1 (s1_valid clears) but it may move on to S2 in
+        # that cycle: the move and the taking of the next beat do not wait for the checks.
+        # The job FSM reacts one cycle later, from registers (bad_q, the beat's error
+        # code and TLAST): then the failed beat, now in S2, goes no further, and a beat
+        # taken behind it, now in S1, is dropped. So the checks end at flip-flops.
         bad_q = Signal(); bad_code_q = Signal(8); bad_last_q = Signal()
         m.d.sync += [bad_q.eq(s1_bad), bad_last_q.eq(s1_tlast),
                      bad_code_q.eq(Mux(s1_e_short, ERR["SHORT_STREAM"],
                                    Mux(s1_e_long, ERR["LONG_STREAM"],
                                    Mux(s1_e_col, ERR["COL_RANGE"], ERR["ROW_MISMATCH"]))))]
+        m.d.comb += [s1_live.eq(s1_valid & ~bad_q),
+                     db.en.eq(1), db.i_valid.eq(s1_ok), db.i_col.eq(Cat(*s1_col)),
+                     db.i_req.eq(s1_req)]
+        leave = Signal()
+        m.d.comb += leave.eq(s1_live & db.i_ready)
+
+        in_run = Signal()
+        accept = Signal()
+        m.d.comb += accept.eq(self.s_valid & self.s_ready & in_run)
+        m.d.sync += fresh.eq(accept)
+        with m.If(leave | s1_bad | bad_q):
+            m.d.sync += s1_valid.eq(0)
+        # The beat's registers load whenever the gather stage is free (empty or its beat
+        # leaving), on an accepted beat, a bad one included, and on no beat at all (then
+        # s1_valid is low and they are never read): only s1_valid and the job FSM wait
+        # for the checks, and the registers' enable is the stage's, not the handshake.
+        # The beat's lane and nonzero counts are registered here too.
+        s1_free = Signal()
+        m.d.comb += s1_free.eq(~s1_live | db.i_ready)
+        s1_count = Signal(range(L + 1)); s1_nnz = Signal(range(L + 1))
+        with m.If(s1_free):
+            m.d.sync += [s1_last.eq(last_in), s1_req.eq(req_in), s1_k.eq(k_in),
+                         s1_count.eq(_popcount(m, v_in, L, "n_in")),
+                         s1_nnz.eq(_popcount(m, req_in, L, "nnz_in")),
+                         s1_e_short.eq(e_short), s1_e_long.eq(e_long), s1_bad_col.eq(bad_col),
+                         s1_final.eq(final_in), s1_lof.eq(last_of_final),
+                         s1_tlast.eq(self.s_last)]
+            for l in range(L):
+                m.d.sync += [s1_value[l].eq(ent[l].value), s1_col[l].eq(ent[l].col)]
         with m.If(accept):
             m.d.sync += s1_valid.eq(1)
-        s1_count = _popcount(m, s1_lanes, L, "s1_count")
-        s1_nnz = _popcount(m, s1_req, L, "s1_nnz")
 
         # -- S2..S7: the dense buffer's read (S2-S5), operands (S6), product (S7) ----------
         # Per-beat flags and the A values travel alongside; data registers are
@@ -336,17 +349,17 @@ class SparseCore(wiring.Component):
             sz[k] = Signal(L, name=f"s{k}_zero", reset_less=True)
             sa[k] = [Signal(_shape(cfg.a), name=f"s{k}_value{l}", reset_less=True)
                      for l in range(L)]
-        with m.If(adv_x):
-            # S2's flags and values load on every enabled cycle (only its valid flag
-            # waits for ``leave``): junk while s2_valid is low, never used then
-            m.d.sync += sv[2].eq(leave)
-            m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
-            m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
-            for k in range(3, NS + 1):
-                m.d.sync += [sv[k].eq(sv[k - 1]), sl[k].eq(sl[k - 1])]
-            for k in range(3, SEL + 1):
-                m.d.sync += sz[k].eq(sz[k - 1])
-                m.d.sync += [sa[k][l].eq(sa[k - 1][l]) for l in range(L)]
+        # The stages run free (no enable): S2's flags and values load every cycle (only
+        # its valid flag waits for ``leave``): junk while s2_valid is low, never used then
+        m.d.sync += sv[2].eq(leave)
+        m.d.sync += [sl[2].eq(s1_last), sz[2].eq(~s1_req)]
+        m.d.sync += [sa[2][l].eq(s1_value[l]) for l in range(L)]
+        m.d.sync += [sv[3].eq(sv[2] & ~bad_q), sl[3].eq(sl[2])]     # a failed beat stops
+        for k in range(4, NS + 1):
+            m.d.sync += [sv[k].eq(sv[k - 1]), sl[k].eq(sl[k - 1])]
+        for k in range(3, SEL + 1):
+            m.d.sync += sz[k].eq(sz[k - 1])
+            m.d.sync += [sa[k][l].eq(sa[k - 1][l]) for l in range(L)]
 
         prod = Signal(data.ArrayLayout(data.ArrayLayout(signed(cfg.acc_bits), P), L))
         x_row = data.ArrayLayout(_shape(cfg.x), P)
@@ -356,40 +369,48 @@ class SparseCore(wiring.Component):
             m.d.comb += op_a.eq(Mux(sz[SEL][l], 0, sa[SEL][l]))
             x_l = data.View(x_row, db.o_x[l])
             for p in range(P):
-                mul = _multiplier(platform, _shape(cfg.a), _shape(cfg.x), signed(cfg.acc_bits))
+                mul = registered_multiplier(platform, _shape(cfg.a), _shape(cfg.x),
+                                            signed(cfg.acc_bits))
                 if mul is not None:
                     m.submodules[f"mul{l}_{p}"] = mul
-                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(adv_r),
-                                 mul.b_en.eq(adv_r), mul.p_en.eq(adv_r), prod[l][p].eq(mul.p)]
+                    m.d.comb += [mul.a.eq(op_a), mul.b.eq(x_l[p]), mul.a_en.eq(1),
+                                 mul.b_en.eq(1), prod[l][p].eq(mul.p)]
                 else:
                     reg_a = Signal(_shape(cfg.a), name=f"s5_a{l}_{p}", reset_less=True)
                     reg_b = Signal(_shape(cfg.x), name=f"s5_x{l}_{p}", reset_less=True)
                     reg_p = Signal(signed(cfg.acc_bits), name=f"s6_p{l}_{p}", reset_less=True)
-                    with m.If(adv_r):
-                        m.d.sync += [reg_a.eq(op_a), reg_b.eq(x_l[p]), reg_p.eq(reg_a * reg_b)]
+                    m.d.sync += [reg_a.eq(op_a), reg_b.eq(x_l[p]), reg_p.eq(reg_a * reg_b)]
                     m.d.comb += prod[l][p].eq(reg_p)
 
         # -- segmented reduction, compaction, compaction queue --------------------------------
+        # The reduction's enable is a register that is high except while padding (the
+        # pipeline is empty then): a constant 1 there makes Yosys 0.70's abc9
+        # reintegration fail an assertion on the out-of-context netlist.
+        red_en = Signal(init=1, reset_less=True)
+        m.d.sync += red_en.eq(~padding)
         m.d.comb += [
-            red.en.eq(adv_r), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
+            red.en.eq(red_en), red.i_valid.eq(sv[NS]), red.i_value.eq(prod),
             red.i_last.eq(sl[NS]),
         ]
         # compaction: the k rows a beat completes, at positions 0..k-1 in lane order
         c_valid = Signal(); c_count = Signal(range(L + 1))
         c_rows = [Signal(cfg.row_bits, name=f"c_row{r}", reset_less=True) for r in range(L)]
-        with m.If(adv_r):
-            m.d.sync += [c_valid.eq(red.o_valid), c_count.eq(red.o_count)]
-            for r in range(L):
-                terms = [Mux(red.o_pick[r][l], red.o_sum[l].as_value(), 0)
-                         for l in range(r, L)]
-                while len(terms) > 1:
-                    terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
-                             for i in range(0, len(terms), 2)]
-                m.d.sync += c_rows[r].eq(terms[0])
-        m.d.comb += [q.w_en.eq(c_valid & adv), q.w_count.eq(c_count)]
+        m.d.sync += [c_valid.eq(red.o_valid), c_count.eq(red.o_count)]
+        for r in range(L):
+            terms = [Mux(red.o_pick[r][l], red.o_sum[l].as_value(), 0)
+                     for l in range(r, L)]
+            while len(terms) > 1:
+                terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            m.d.sync += c_rows[r].eq(terms[0])
+        m.d.comb += [q.w_en.eq(c_valid), q.w_count.eq(c_count)]
         m.d.comb += [q.w_rows[r].eq(c_rows[r]) for r in range(L)]
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid)
+        c_valid_q = Signal()    # the queue's registered write (the rotate stage) is busy
+        m.d.sync += c_valid_q.eq(c_valid)
+        m.d.comb += pipe_busy.eq(Cat(*sv.values()).any() | red.busy | c_valid | c_valid_q)
+        pipe_busy_q = Signal()  # (a cycle late: padding waits for it)
+        m.d.sync += pipe_busy_q.eq(pipe_busy)
 
         # -- output: rows_per_beat rows per result beat ---------------------------------------
         # k_out (rows in the next beat: min(rows left, rb)), whether that beat is the last
@@ -399,89 +420,97 @@ class SparseCore(wiring.Component):
         # after the next one is the last).
         k_out = Signal(range(rb + 1)); out_last = Signal(); out_more = Signal()
         last2 = Signal()
-        emit = Signal()
+        emit = Signal(); emit_q_side = Signal()
         k_emit = Signal(range(rb + 1))      # k_out after an emitted beat
         m.d.comb += k_emit.eq(Mux(out_last, 0, Mux(last2, rows_after, rb)))
 
+        # and, for k_pair below, whether the beat after that is the last (last3) and the
+        # rows left after two full beats (rows_after2)
+        last3 = Signal(); rows_after2 = Signal(range(cfg.max_rows + 1))
+
+        # ROWS below 2**mb (mb: 2**mb > 3 * rb), registered at the START, so that the
+        # counts above load from a flag and mb low bits in SETUP
+        mb = (3 * rb).bit_length()
+        m_small = Signal()
+
         def count_rows(count):
-            return [k_out.eq(Mux(count >= rb, rb, count)), out_last.eq(count <= rb),
-                    out_more.eq(count != 0), rows_after.eq(count - rb),
-                    last2.eq(count <= 2 * rb)]
+            lo = count[:mb]
+            return [k_out.eq(Mux(~m_small | (lo >= rb), rb, lo)),
+                    out_last.eq(m_small & _le(lo, rb)),
+                    out_more.eq(~m_small | (lo != 0)), rows_after.eq(count - rb),
+                    last2.eq(m_small & _le(lo, 2 * rb)), last3.eq(m_small & _le(lo, 3 * rb)),
+                    rows_after2.eq(count - 2 * rb)]
 
+        # k_pair = k_out + k_emit, a register for the queue's registered level compare:
+        # after an emitted beat k_out is k_emit and k_emit is k_emit_next
+        k_pair = Signal(range(2 * rb + 1)); k_emit_next = Signal(range(rb + 1))
+        m.d.comb += k_emit_next.eq(Mux(last2, 0, Mux(last3, rows_after2, rb)))
+        m.d.sync += k_pair.eq(Mux(emit, Mux(out_last, 0, k_emit + k_emit_next), k_out + k_emit))
         have = Signal()         # the queue holds the next beat's rows
+        emit_q = Signal()       # a beat was emitted in the previous cycle
+        m.d.sync += emit_q.eq(emit)
         m.d.comb += [
-            have.eq(q.level >= k_out),
-            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more & (padding | have)),
+            have.eq(q.enough),          # (a register: level >= k_out)
+            q.r_pop_next.eq(k_emit), q.r_pop_pair.eq(k_pair),
+            # padded beats (their zero rows are masked by registered level flags) leave
+            # at most every other cycle: the flags then see the level of the beat's cycle
+            emit.eq(emitting & (~self.m_valid | self.m_ready) & out_more
+                    & Mux(padding, ~emit_q, have)),
             # a padded beat (k_out > level) empties the queue
-            q.r_en.eq(emit), q.r_pop.eq(k_out),
+            q.r_en.eq(emit_q_side), q.r_pop.eq(k_out),
         ]
+        # The queue's pop strobe is a second copy of emit, formed from a copy of m_valid
+        # (m_valid_q: same next value; a register of its own, so synthesis keeps it), so
+        # that each copy drives half of the registers emit updates.
+        m_valid_q = Signal()
+        m.d.comb += emit_q_side.eq(emitting & (~m_valid_q | self.m_ready) & out_more
+                                   & Mux(padding, ~emit_q, have))
+        with m.If(~m_valid_q | self.m_ready):
+            m.d.sync += m_valid_q.eq(emit_q_side)
 
-        # adv = ~(c_valid & (level + c_count > capacity)): the compacted beat stalls while
-        # the queue has no room for its rows. It enables nearly every register of the
-        # pipeline, so it is a register itself, computed from what c_valid, c_count and
-        # the queue level will be in the next cycle (the queue's own update: rows
-        # written, rows popped, cleared). A pop takes k_out rows except while padding,
-        # and then the pipeline is empty (padding starts once it is), so the next beat
-        # is not valid and the room does not matter: k_out stands for the pop. The
-        # room is compared for every case of the registers adv and c_valid (rows
-        # written: c_count or none; next beat: red's or the held one) and of ``emit``,
-        # each a sum of two registers against the level, and the case picked last.
-        #
-        # Each case is ``level <= T`` for a register T: Q less the rows written and the
-        # next beat's rows, plus k_out when popping. The T registers follow c_count,
-        # red.o_count and k_out as those load: with adv, c_count takes red.o_count and
-        # red.o_count takes red.n_count (a register too); k_out changes when a beat is
-        # emitted (to k_emit) and in SETUP, which no valid beat is near enough to see.
+        # -- credits: the queue is never full when rows reach it ------------------------------
+        # Nothing after the gather stage waits: instead an entry beat is taken only while
+        # the queue has room for every row under way and for the rows the beat may end.
+        # ``room`` is Q less L rows for every beat taken, plus the rows returned: each
+        # beat's refund of the rows it does not end (L - s1_k, formed in its first cycle
+        # in S1, ``fresh``) and the rows popped, both gathered in a register (``ret``,
+        # and ``ret_take`` = ret - L) and added a cycle later. The queue level plus the
+        # rows under way never exceed Q - room. The flag is a compare of the register
+        # with a constant: room' is at least room less L for a beat taken now, so
+        #   room_ok' = room >= L + (L if a beat is taken now)
+        # After a failed beat the job takes no more, so room is not needed then; while
+        # padding the pipeline is empty.
         Q = q.capacity
-        t_red = Signal(range(Q + 1), init=Q)        # Q - red.o_count
-        t_held = Signal(range(Q + 1), init=Q)       # Q - c_count
-        t_both = Signal(range(Q + 1), init=Q)       # Q - c_count - red.o_count
-        t_nxt = {"red": Signal(range(Q + 1), name="t_red_nxt"),
-                 "held": Signal(range(Q + 1), name="t_held_nxt"),
-                 "both": Signal(range(Q + 1), name="t_both_nxt")}
-        m.d.comb += [
-            t_nxt["red"].eq(Mux(adv, Q - red.n_count, t_red)),
-            t_nxt["held"].eq(Mux(adv, t_red, t_held)),
-            t_nxt["both"].eq(Mux(adv, t_red - red.n_count, t_both)),
-        ]
-        m.d.sync += [t_red.eq(t_nxt["red"]), t_held.eq(t_nxt["held"]),
-                     t_both.eq(t_nxt["both"])]
-        fit = {}
-        for name, t in (("both", t_both), ("red", t_red), ("held", t_held)):
-            t_pop = Signal(range(Q + rb + 1), init=Q, name=f"t_{name}_pop")   # t + k_out
-            m.d.sync += t_pop.eq(t_nxt[name] + Mux(emit, k_emit, k_out))
-            for popping, bound in ((False, t), (True, t_pop)):
-                f = Signal(name=f"fit_{name}{'_pop' if popping else ''}")
-                m.d.comb += f.eq(q.level <= bound)
-                fit[name, popping] = f
-        fit_keep = Signal(); fit_pop = Signal(); nxt_valid = Signal()
-        m.d.comb += [
-            nxt_valid.eq(Mux(adv, red.o_valid, c_valid)),
-            fit_keep.eq(Mux(adv, Mux(c_valid, fit["both", False], fit["red", False]),
-                            fit["held", False])),
-            fit_pop.eq(Mux(adv, Mux(c_valid, fit["both", True], fit["red", True]),
-                           fit["held", True])),
-        ]
-        # While a beat is in the pipeline (nxt_valid), the job is emitting, is not padding
-        # and has rows left to send (the beat's, unless it ends no row, and then it fits
-        # anyway), so ``emit`` is just a free result register and enough queued rows;
-        # and a START's clear finds the pipeline empty. Popping only adds room
-        # (fit_keep implies fit_pop).
-        adv_next = Signal()
-        m.d.comb += adv_next.eq(~nxt_valid | fit_keep
-                                | ((~self.m_valid | self.m_ready) & have & fit_pop))
-        # The copies' next values carry a term that is 0 whenever the pipeline holds a
-        # beat (not emitting: idle or setting up; padding: the pipeline has drained),
-        # so they equal adv_next in every reachable state but are different functions:
-        # each copy gets its own last LUT, which the placer can put next to it.
-        m.d.sync += [adv.eq(adv_next), adv_x.eq(adv_next | ~emitting),
-                     adv_r.eq(adv_next | padding)]
+        wb_room = len(Signal(range(Q + 1)))
+        room = Signal(wb_room, init=Q)
+        ret = Signal(wb_room); ret_take = Signal(wb_room)   # (ret - L wraps: room >= L)
+        refund = Signal(range(L + 1))
+        m.d.comb += refund.eq(Mux(fresh, L - s1_k, 0))
+        ret_pop = Signal(range(L + rb + 1))
+        m.d.comb += ret_pop.eq(refund + k_out)
+        m.d.sync += [ret.eq(Mux(emit, ret_pop, refund)),
+                     ret_take.eq(Mux(emit, ret_pop, refund) - L),
+                     room.eq(room + Mux(accept, ret_take, ret)),
+                     room_ok.eq(Mux(accept, room >= 2 * L, room >= L))]
+        # a beat offered and refused for room (the gather stage then idles: an output
+        # stall, counted in the next cycle)
+        refused = Signal()
+        m.d.sync += refused.eq(in_run & self.s_valid & acc_open & s1_free & ~room_ok)
         # The result register loads whenever it is free (empty or being taken), a beat
         # or not: its enable does not wait for the queue-level compare in ``emit``.
+        # The rows a beat takes from the queue, the others zero: j < k_out, and while
+        # padding j < level too; a register for the next cycle: after an emitted beat
+        # k_out is k_emit; a padded beat has no emitted beat before it, so k_out and the
+        # level hold (and no rows are written while padding, see pipe_busy)
+        rmask = Signal(rb)
+        pad_next = Signal()
+        for j in range(rb):
+            m.d.sync += rmask[j].eq(Mux(pad_next, (k_out > j) & (q.level > j),
+                                        Mux(emit, k_emit > j, k_out > j)))
         with m.If(~self.m_valid | self.m_ready):
             beat = []
             for j in range(rb):
-                beat.append(Mux((j < k_out) & (j < q.level), q.r_rows[j], 0))
+                beat.append(Mux(rmask[j], q.r_rows[j], 0))
             m.d.sync += [self.m_valid.eq(emit), self.m_last.eq(out_last),
                          self.m_data.eq(Cat(*beat))]
         with m.If(emit):
@@ -489,26 +518,38 @@ class SparseCore(wiring.Component):
                 m.d.sync += [k_out.eq(0), out_more.eq(0)]
             with m.Else():
                 m.d.sync += [k_out.eq(k_emit), out_last.eq(last2),
-                             rows_after.eq(rows_after - rb), last2.eq(rows_after <= 2 * rb)]
+                             rows_after.eq(rows_after2), last2.eq(last3),
+                             rows_after2.eq(rows_after2 - rb), last3.eq(rows_after <= 3 * rb)]
         last_beat = Signal()
         m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
 
         # -- counters -------------------------------------------------------------------------
         with m.If(self.busy):
             m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
-        with m.If(in_run & (acc_open | s1_ok)):
-            with m.If(~adv):
-                m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
-            with m.Elif(s1_ok & ~db.i_ready):
-                m.d.sync += self.conflict_stall_cycles.eq(self.conflict_stall_cycles + 1)
-            with m.Elif(~s1_ok):
-                m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
-        # The lane and nonzero counts of a beat are added one cycle after it leaves
-        # (a registered increment, so no popcount before the 64-bit adders); the last
-        # one lands long before the job's last result beat.
+        # Stall cycles and the lane and nonzero counts of a beat are added two cycles
+        # late, from a registered snapshot of the gather stage's state through registered
+        # increments (no decision before the 64-bit adders); the last one lands long
+        # before the job's last result beat.
+        snap_run = Signal(); snap_ok = Signal(); snap_ready = Signal(); snap_ref = Signal()
+        snap_count = Signal(range(L + 1)); snap_nnz = Signal(range(L + 1))
+        m.d.sync += [snap_run.eq(in_run & (acc_open | s1_ok)), snap_ok.eq(s1_ok),
+                     snap_ready.eq(db.i_ready), snap_ref.eq(refused),
+                     snap_count.eq(s1_count), snap_nnz.eq(s1_nnz)]
+        stall = {c: Signal(name=f"{c}_inc") for c in ("conflict", "out", "in")}
+        m.d.sync += [f.eq(0) for f in stall.values()]
+        with m.If(snap_run):
+            with m.If(snap_ok & ~snap_ready):
+                m.d.sync += stall["conflict"].eq(1)
+            with m.Elif(~snap_ok & snap_ref):
+                m.d.sync += stall["out"].eq(1)
+            with m.Elif(~snap_ok):
+                m.d.sync += stall["in"].eq(1)
+        for c, f in stall.items():
+            cnt = getattr(self, f"{c}_stall_cycles")
+            m.d.sync += cnt.eq(cnt + f)
         busy_add = Signal(range(L + 1)); nnz_add = Signal(range(L + 1))
-        m.d.sync += [busy_add.eq(Mux(adv & s1_ok, s1_count, 0)),
-                     nnz_add.eq(Mux(adv & s1_ok & db.i_ready, s1_nnz, 0)),
+        m.d.sync += [busy_add.eq(Mux(snap_ok, snap_count, 0)),
+                     nnz_add.eq(Mux(snap_ok & snap_ready, snap_nnz, 0)),
                      self.lane_busy_cycles.eq(self.lane_busy_cycles + busy_add),
                      self.nnz.eq(self.nnz + nnz_add)]
 
@@ -524,12 +565,21 @@ class SparseCore(wiring.Component):
         # The dense buffer's write is registered: its enable reaches every copy's block
         # RAMs from a flip-flop. The first entry beat reads the buffer two cycles after
         # the last X beat is taken, one after this write.
-        x_we = Signal()
+        x_we = Signal(reset_less=True)     # (after a soft reset at most one harmless write)
         x_waddr = Signal.like(x_idx, reset_less=True)
         x_wdata = Signal.like(self.s_data, reset_less=True)
         m.d.sync += [x_we.eq(0), x_waddr.eq(x_idx), x_wdata.eq(self.s_data)]
         m.d.comb += [db.we.eq(x_we), db.waddr.eq(x_waddr), db.wdata.eq(x_wdata)]
-        m.d.comb += [red.clear.eq(0), q.clear.eq(0)]
+        # a START clears the reduction's carry and the queue in the next cycle (SETUP),
+        # from a register
+        clear = Signal()
+        m.d.sync += clear.eq(0)
+        m.d.comb += [red.clear.eq(clear), q.clear.eq(clear)]
+        m.d.comb += pad_next.eq(padding)
+        # rows_todo steps by the rows of each beat in its first cycle in S1 (the next
+        # beat's check reads it in the next cycle)
+        with m.If(fresh):
+            m.d.sync += todo_step(s1_k)
         with m.FSM(name="job"):
             with m.State("IDLE"):
                 m.d.comb += self.s_ready.eq(discard | flush)
@@ -541,14 +591,16 @@ class SparseCore(wiring.Component):
                 with m.If(self.start):
                     m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
                                  self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                                 err_code.eq(0), x_idx.eq(0),
-                                 acc_open.eq(0), padding.eq(0), flush.eq(0)]
+                                 err_code.eq(0), acc_open.eq(0), padding.eq(0), flush.eq(0),
+                                 m_small.eq(self.rows[mb:] == 0)]
                     m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
-                    m.d.comb += [red.clear.eq(1), q.clear.eq(1)]
+                    m.d.sync += clear.eq(1)
                     m.next = "SETUP"
             with m.State("SETUP"):
+                m.d.sync += [room.eq(Q), room_ok.eq(1), x_idx.eq(0)]
                 m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), rem_after.eq(E - L),
-                             *todo_load(M), *count_entries(E), *count_rows(M),
+                             e_small.eq(E[kb:] == 0),
+                             *todo_load(M), *count_rows(M),
                              chk_dim.eq((M == 0) | (N == 0) | (E == 0) | (E < M)),
                              chk_over.eq((M > cfg.max_rows) | (N > cfg.max_cols)
                                          | (E > cfg.max_nnz)),
@@ -557,7 +609,8 @@ class SparseCore(wiring.Component):
                 m.next = "CHECK"
             with m.State("CHECK"):
                 # x_beats <= x_depth when the job passes (COLS <= MAX_COLS)
-                m.d.sync += [x_rem.eq(x_beats), x_last.eq(x_beats == 1)]
+                m.d.sync += [x_rem.eq(x_beats), x_last.eq(x_beats == 1),
+                             *count_entries(e_small, E[:kb])]
                 with m.If(chk_dim | chk_over):
                     fail(Mux(chk_dim, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
                     m.d.sync += flush.eq(1)
@@ -582,19 +635,24 @@ class SparseCore(wiring.Component):
                         m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [in_run.eq(1),
-                             self.s_ready.eq(acc_open & s1_free & ~s1_bad & ~bad_q)]
-                # The counts step with every beat offered while the gather stage takes
-                # one: a bad beat included, and a beat refused because an earlier one
-                # failed (s1_bad, bad_q): the job is over then and they go unused. So
-                # their enable does not wait for the checks of the beat in S1.
-                with m.If(self.s_valid & acc_open & s1_free):
-                    m.d.sync += [rem_after.eq(rem_after - L), *todo_step(),
-                                 *count_entries(rem_after)]
+                             # (no beat after a TLAST: the frame is over, the job fails)
+                             self.s_ready.eq(acc_open & s1_free & ~bad_q & room_ok
+                                             & ~(s1_valid & s1_tlast))]
+                # The entry counts step with every beat offered while the gather stage
+                # takes one: a bad beat included, and a beat refused because an earlier
+                # one failed (bad_q) or ended the frame: the job is over then and they go
+                # unused. So their enable does not wait for the checks.
+                with m.If(self.s_valid & acc_open & s1_free & room_ok):
+                    m.d.sync += [rem_after.eq(rem_after - L),
+                                 *count_entries(rem_after[kb:] == 0, rem_after[:kb])]
                     with m.If(final_in):
                         m.d.sync += acc_open.eq(0)
                 with m.If(bad_q):
                     fail(bad_code_q)
-                    m.d.sync += [acc_open.eq(0), discard.eq(~bad_last_q)]
+                    # the rest of the frame is dropped unless its TLAST was taken: by the
+                    # failed beat or by one taken behind it (now in S1)
+                    m.d.sync += [acc_open.eq(0),
+                                 discard.eq(~bad_last_q & ~(s1_valid & s1_tlast))]
                     m.next = "ABORT"
                 with m.If(last_beat):
                     finish()
@@ -603,8 +661,9 @@ class SparseCore(wiring.Component):
                 m.d.comb += self.s_ready.eq(discard)
                 with m.If(discard & self.s_valid & self.s_last):
                     m.d.sync += discard.eq(0)
-                with m.If(~pipe_busy):
+                with m.If(~pipe_busy_q):
                     m.d.sync += padding.eq(1)
+                    m.d.comb += pad_next.eq(1)
                 with m.If(last_beat):
                     finish()
         return m

@@ -13,8 +13,14 @@ RTL: it replays the RTL's schedule beat by beat. The pieces are the ones of
 * after the gather stage: the registers of ``PIPELINE`` (dense-buffer read,
   operands, product), ``ceil(log2 L)`` scan levels and the carry stage, the
   registers of ``POST_REDUCE`` (compaction), then the compaction queue
-  (``capacity`` rows); a beat whose rows do not fit the queue stops the whole
-  pipeline (output stall);
+  (``capacity`` rows), with no stall after the gather stage: a beat is taken
+  only while the queue has room for every row under way (credits: ``room`` is
+  the capacity less ``L`` rows per beat taken, plus each beat's refund of the
+  ``L - k`` rows it does not end, added three cycles after it is taken, plus the
+  rows popped, added two cycles after the pop; a beat is taken in a cycle if, in
+  the cycle before, ``room`` was at least ``L``, or ``2 L`` when a beat was taken
+  then too); a cycle in which the gather stage idles because a beat was refused
+  so is an output stall;
 * the output packer takes ``rows_per_beat`` rows per result beat (fewer for the
   final beat) one cycle after they are queued; the job ends with the last beat.
 
@@ -147,8 +153,11 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
     cycle = SETUP_CYCLES + x_beats          # first RUN cycle
     s1 = None
     s1_left = 0
+    s1_k = 0                                # rows the beat in S1 ends
+    fresh = False                           # S1 holds a beat for its first cycle
     pipe = [None] * depth
     level = 0
+    room, room_ok, ret, refused = Q, True, 0, False     # credits (see the module doc)
     rows_out = 0
     m_valid = m_last = False
     nxt = 0
@@ -156,19 +165,17 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
     lane_busy = in_stall = conflict = out_stall = nnz = 0
     while True:
         out = pipe[-1]
-        k_fin = k_list[out] if out is not None else 0
-        adv = not (out is not None and level + k_fin > Q)
         i_ready = s1 is not None and s1_left == 1
-        leave = adv and i_ready
-        accept = acc_open and adv and (s1 is None or i_ready)
+        s1_free = s1 is None or i_ready
+        accept = acc_open and s1_free and room_ok
         if acc_open or s1 is not None:
-            if not adv:
-                out_stall += 1
-            elif s1 is not None and not i_ready:
+            if s1 is not None and not i_ready:
                 conflict += 1
+            elif s1 is None and refused:
+                out_stall += 1
             elif s1 is None:
                 in_stall += 1
-        if adv and s1 is not None:
+        if s1 is not None:
             lane_busy += lanes_list[s1]
             if i_ready:
                 nnz += nnz_list[s1]
@@ -185,19 +192,23 @@ def predict_sparse_job(cfg: SparseConfig, cols: int, row_entries, entry_cols=Non
             rows_out += k_out
         else:
             m_valid = False
-        level += (k_fin if (out is not None and adv) else 0) - (k_out if emit else 0)
-        if adv:
-            pipe = [s1 if leave else None] + pipe[:-1]
-            if s1 is not None:
-                if leave:
-                    s1 = None
-                else:
-                    s1_left -= 1
-            if accept:
-                s1, s1_left = nxt, rounds_list[nxt]
-                nxt += 1
-                if nxt == nbeats:
-                    acc_open = False
+        level += (k_list[out] if out is not None else 0) - (k_out if emit else 0)
+        refused = acc_open and s1_free and not room_ok
+        room_ok = room >= (2 * L if accept else L)
+        room = room - (L if accept else 0) + ret
+        ret = (L - s1_k if fresh else 0) + (k_out if emit else 0)
+        fresh = accept
+        pipe = [s1 if i_ready else None] + pipe[:-1]
+        if s1 is not None:
+            if i_ready:
+                s1 = None
+            else:
+                s1_left -= 1
+        if accept:
+            s1, s1_left, s1_k = nxt, rounds_list[nxt], k_list[nxt]
+            nxt += 1
+            if nxt == nbeats:
+                acc_open = False
         cycle += 1
 
 

@@ -164,6 +164,60 @@ def test_compaction_queue_keeps_order(lanes, read_rows, depth):
     _run(dut, bench)
 
 
+@pytest.mark.parametrize("lanes,read_rows,depth", [(8, 8, 16), (3, 5, 2), (4, 2, 4)])
+def test_compaction_queue_registered_write_and_enough(lanes, read_rows, depth):
+    """registered_write: rows reach the banks and the level a cycle after w_en;
+    registered_enough: ``enough`` (a register) is level >= r_pop while r_pop changes
+    only at pops, to r_pop_next."""
+    rng = np.random.default_rng(lanes * 11 + read_rows)
+    dut = CompactionQueue(lanes=lanes, row_bits=12, read_rows=read_rows, depth=depth,
+                          registered_enough=True, registered_write=True)
+    cap = dut.capacity
+    model = deque()
+    nxt = [1]
+
+    async def bench(ctx):
+        staged = []
+        r_pop = int(rng.integers(0, read_rows + 1))
+        ctx.set(dut.r_pop, r_pop)
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        for _ in range(400):
+            level = ctx.get(dut.level)
+            assert level == len(model)
+            assert ctx.get(dut.enough) == (level >= r_pop)
+            k_max = min(lanes, cap - level - len(staged))     # staged rows count too
+            k = int(rng.integers(0, k_max + 1)) if rng.random() < 0.7 else 0
+            rows = []
+            for r in range(lanes):
+                if r < k:
+                    rows.append(nxt[0])
+                    ctx.set(dut.w_rows[r], nxt[0])
+                    nxt[0] = nxt[0] % 4000 + 1
+                else:
+                    ctx.set(dut.w_rows[r], int(rng.integers(0, 4096)))
+            ctx.set(dut.w_count, k)
+            ctx.set(dut.w_en, int(k != 0))
+            head = [ctx.get(dut.r_rows[j]) for j in range(min(read_rows, level))]
+            assert head == list(model)[:len(head)]
+            r_en = int(rng.random() < 0.6)
+            nxt_pop = int(rng.integers(0, read_rows + 1))
+            ctx.set(dut.r_en, r_en)
+            ctx.set(dut.r_pop_next, nxt_pop)
+            ctx.set(dut.r_pop_pair, r_pop + nxt_pop)
+            await ctx.tick()
+            if r_en:
+                for _ in range(min(r_pop, level)):      # more than queued: empties it
+                    model.popleft()
+                r_pop = nxt_pop
+                ctx.set(dut.r_pop, r_pop)
+            model.extend(staged)
+            staged = rows
+
+    _run(dut, bench)
+
+
 def test_compaction_queue_rejects_bad_depth():
     with pytest.raises(ValueError, match="CompactionQueue depth must be a power of two >= 2, "
                                          "not 3"):
