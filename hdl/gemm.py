@@ -670,54 +670,32 @@ class GemmCore(wiring.Component):
                     m.d.sync += r_end.eq(~r_end & (out_r == R - 2))
             else:
                 r_end = Const(1)
-        # (R >= 3) A tile-row end's updates of the position land a cycle late, under a flag
-        # register rather than `advance`: only the row's own registers (address, row index,
-        # absolute row and its "inside M" flag) step under `advance`. The next tile-row end
-        # is at least three advances away, after the position and the values computed from
-        # it have settled; until the late update the values above still describe the old
-        # position, which the late update needs.
-        defer = os_ and R >= 3
-        if defer:
-            tre = Signal()          # a tile-row end last cycle
-            m.d.sync += tre.eq(advance & r_end)
-
-        def tile_row_end_position():
-            # the sequencer's fold order (blocks of P_os tile rows, j, row)
-            with m.If(nxt["t_br"]):
-                m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
-                             out_ibase.eq(nxt["ibase_R"]), out_i_last.eq(nxt["eq_i"])]
-            with m.Elif(nxt["j_br"]):
-                m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
-                             out_i.eq(out_ib_n), out_ib_n.eq(nxt["ib_n"]),
-                             out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
-                             out_ibase.eq(out_blk_n), blk_n_ok.eq(nxt["blk_n_ok"]),
-                             out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
-            with m.Else():
-                m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
-                             out_ibase.eq(out_blk),
-                             out_j_last.eq(nxt["eq_j"]), out_i_last.eq(nxt["eq_ib"])]
-
         with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
                 with m.If(r_end):
-                    # the next tile row's first row, and whether it is inside M
+                    # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
                     with m.If(nxt["t_br"]):
-                        m.d.sync += [out_abs.eq(nxt["ibase_R"]), row_ok_r.eq(nxt["lt_mR"])]
+                        m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
+                                     out_ibase.eq(nxt["ibase_R"]), out_abs.eq(nxt["ibase_R"]),
+                                     row_ok_r.eq(nxt["lt_mR"]), out_i_last.eq(nxt["eq_i"])]
                     with m.Elif(nxt["j_br"]):
-                        m.d.sync += [out_abs.eq(out_blk_n), row_ok_r.eq(blk_n_ok)]
+                        m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
+                                     out_i.eq(out_ib_n), out_ib_n.eq(nxt["ib_n"]),
+                                     out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
+                                     out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
+                                     row_ok_r.eq(blk_n_ok), blk_n_ok.eq(nxt["blk_n_ok"]),
+                                     out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
                     with m.Else():
-                        m.d.sync += [out_abs.eq(out_blk), row_ok_r.eq(nxt["lt_blk"])]
-                    if not defer:
-                        tile_row_end_position()
+                        m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
+                                     out_ibase.eq(out_blk), out_abs.eq(out_blk),
+                                     row_ok_r.eq(nxt["lt_blk"]),
+                                     out_j_last.eq(nxt["eq_j"]), out_i_last.eq(nxt["eq_ib"])]
                 with m.Else():
                     # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
                     m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
                                  row_ok_r.eq(out_abs < m_m1)]
-        if defer:
-            with m.If(tre):
-                tile_row_end_position()
         with m.If(out_issue):
             m.d.sync += [out_sent.eq(out_sent + 1), out_started.eq(1),
                          sent_last.eq(out_sent == out_rows_m2)]
@@ -1024,8 +1002,6 @@ class GemmCore(wiring.Component):
                                  out_ib_n.eq(P_os)]
                     if os_ and R >= 2:
                         m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
-                    if defer:
-                        m.d.sync += tre.eq(0)
                     seq_reset()
                     m.next = "RUN"
             with m.State("RUN"):
