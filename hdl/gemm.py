@@ -728,10 +728,6 @@ class GemmCore(wiring.Component):
             self.m_valid.eq(sk_valid | packer.o_valid), packer.o_ready.eq(~sk_valid),
         ]
         m.d.sync += inflight.eq(inflight + out_issue - rq.o_valid)
-        # Skid register: the packer sees a registered ready (no skid beat held), and a beat
-        # it hands over while the port stalls waits here. The port's TREADY then reaches
-        # only these registers, not the packer's and the FIFO's enables. No latency: with
-        # TREADY high the skid register stays empty and beats pass straight through.
         # The FIFO's skid register: while empty it follows the FIFO's head (the FIFO is
         # read every cycle it holds a row), so its data registers load under one flip-flop.
         with m.If(~pk_valid):
@@ -740,6 +736,10 @@ class GemmCore(wiring.Component):
                 m.d.sync += pk_valid.eq(1)
         with m.Elif(packer.i_ready):
             m.d.sync += pk_valid.eq(0)
+        # Skid register: the packer sees a registered ready (no skid beat held), and a beat
+        # it hands over while the port stalls waits here. The port's TREADY then reaches
+        # only these registers, not the packer's and the FIFO's enables. No latency: with
+        # TREADY high the skid register stays empty and beats pass straight through.
         with m.If(sk_valid):
             with m.If(self.m_ready):
                 m.d.sync += sk_valid.eq(0)
