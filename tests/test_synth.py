@@ -875,11 +875,14 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
 def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     """One iCE40 board build: PLL, UART bridge and the loopback stand-in on the iCEBreaker.
 
-    An accelerator with the full-size setup and CSRs does not fit the iCE40UP5K (it
-    needs more logic cells than the part has: nextpnr's placer cannot legalize it), so
-    the board flow is exercised with the bring-up stand-in, and that misfit must be
-    reported plainly, as does-not-fit with its log. (The small-FPGA options of
-    ``boards.table.ice40_config`` fit out of context up to 2x2.)
+    An accelerator with the full-size setup and CSRs does not fit the iCE40UP5K (a 1x1
+    array needs about 98% of its logic cells, and nextpnr's placer grinds for tens of
+    minutes before it gives up), so the board flow is exercised with the bring-up
+    stand-in, and a misfit must be reported plainly, as does-not-fit with its log: a
+    4x4 array with every multiplier on SB_MAC16 blocks (16 PEs and the setup's products,
+    8 blocks on the part) is refused from Yosys's cell counts, before place and route.
+    (The small-FPGA options of ``boards.table.ice40_config`` fit out of context up to
+    2x2.)
     """
     from accelgen.boards.build import run_board
     from accelgen.boards.loopback import LoopbackConfig
@@ -897,12 +900,13 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
         assert 0 <= entry["used"] <= entry["available"], name
     assert util["PLL"]["used"] == 1 and util["IO"]["used"] >= 3    # clock, UART rx/tx
     assert result["timing_met"] and result["fmax_mhz"] > 24
-    cfg = GemmConfig(rows=1, cols=1, **SMALL)
+    cfg = GemmConfig(rows=4, cols=4, **SMALL)
     with pytest.raises(SynthError) as info:
         run_board(cfg, "icebreaker", target_mhz=24, dsp="all")
     error = info.value
     assert error.kind == "does-not-fit", error
     assert "does not fit" in str(error) and "iCE40UP5K-SG48" in str(error)
+    assert "SB_MAC16" in str(error)
     assert error.log is not None and error.log.is_file()
 
 
