@@ -4,11 +4,14 @@
 
 * on the LFE5U-85F-6BG381C (ULX3S 85F part) at a 150 MHz target: 4x4, 8x8 and
   16x16 arrays of int8 and of int16 (output-stationary, the other fields at
-  their defaults). A design with more multipliers than the part's 156
+  their defaults), and the sparse engine with 8 lanes. Each is placed and routed
+  at every seed of :data:`TABLE_SEEDS` (placement alone moves Fmax by about 10%
+  either way); a row reports the best seed's result and lists every seed's Fmax. A design with more multipliers than the part's 156
   MULT18X18D blocks is rerun with only the PE multipliers on DSPs, then with
   none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
 * on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
-  until one does not fit, reporting the largest that does. These use the small
+  until one does not fit, reporting the largest that does (at the first seed only:
+  these rows are about fit). These use the small
   memories the part can hold (:func:`ice40_config`);
 * the ASIC-style estimate (:mod:`.asic`) of each ECP5 config.
 
@@ -24,11 +27,11 @@ import json
 import time
 from pathlib import Path
 
-from .flow import run_ooc
+from .flow import SEED, run_ooc, run_ooc_seeds
 from .report import markdown_table
 from .runner import SynthError
 
-__all__ = ["ECP5_PART", "ICE40_PART", "ecp5_configs", "sparse_configs", "ice40_config",
+__all__ = ["ECP5_PART", "ICE40_PART", "TABLE_SEEDS", "ecp5_configs", "sparse_configs", "ice40_config",
            "run_table", "cached_result", "render_markdown"]
 
 ECP5_PART = "LFE5U-85F-6BG381C"
@@ -36,6 +39,8 @@ ECP5_TARGET_MHZ = 150.0
 ICE40_PART = "iCE40UP5K-SG48"
 ICE40_TARGET_MHZ = 30.0
 ICE40_MAX_SIDE = 8
+#: nextpnr seeds of the ECP5 and sparse rows (``accelgen synth --table --seeds``).
+TABLE_SEEDS = (1, 2, 3)
 
 
 def ecp5_configs(quick: bool = False):
@@ -96,38 +101,54 @@ def _refuse(stage, status):
         raise _NotCached(stage)
 
 
-def cached_result(config, part, target_mhz, *, tools=None, dsp="auto") -> dict | None:
-    """The cached out-of-context result :func:`run_ooc` would return, or ``None``; the
-    tools never run (the run is refused at its first stage). A cached misfit raises
-    :class:`SynthError` as :func:`run_ooc` does."""
+def cached_result(config, part, target_mhz, *, tools=None, dsp="auto",
+                  seeds=(SEED,)) -> dict | None:
+    """The cached out-of-context result :func:`.flow.run_ooc_seeds` would return, or
+    ``None`` unless every seed has one; the tools never run (the run is refused at its
+    first stage). A cached misfit raises :class:`SynthError` as :func:`run_ooc` does."""
     try:
-        return run_ooc(config, part, target_mhz=target_mhz, tools=tools, dsp=dsp,
-                       progress=_refuse)
+        return run_ooc_seeds(config, part, seeds=seeds, target_mhz=target_mhz, tools=tools,
+                             dsp=dsp, progress=_refuse)
     except _NotCached:
         return None
 
 
-def _run(config, part, target, tools, progress, use_cache, log, cached_only=False) -> dict:
+def _run(config, part, target, tools, progress, use_cache, log, cached_only=False,
+         seeds=(SEED,)) -> dict:
     """One row; multipliers leave the DSP blocks only as far as needed to fit."""
     t0 = time.monotonic()
     try:
         if cached_only:
-            result = cached_result(config, part, target, tools=tools)
+            result = cached_result(config, part, target, tools=tools, seeds=seeds)
             if result is None:
                 log(f"{config.describe()} on {part}: no cached result")
                 return _missing(config, part, target, "not-cached",
                                 "not run: no cached result for this netlist and these tools "
-                                "(--cached-only)")
+                                f"at seeds {_seed_list(seeds)} (--cached-only)")
         else:
-            result = run_ooc(config, part, target_mhz=target, tools=tools, dsp="auto",
-                             progress=progress, use_cache=use_cache)
+            result = run_ooc_seeds(config, part, seeds=seeds, target_mhz=target, tools=tools,
+                                   dsp="auto", progress=progress, use_cache=use_cache)
     except SynthError as error:
         log(f"{config.describe()} on {part}: {error.kind}: {error}")
         return _missing(config, part, target, error.kind, str(error),
                         {"total": round(time.monotonic() - t0, 1)})
-    log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz, multipliers on DSPs: "
+    each = ""
+    if len(result.get("seeds") or ()) > 1:
+        each = f" (best of seeds {_seed_fmax(result)})"
+    log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz{each}, multipliers on DSPs: "
         f"{result['multipliers']}{' (cached)' if result.get('cached') else ''}")
     return result
+
+
+def _seed_list(seeds) -> str:
+    return ", ".join(str(s) for s in seeds)
+
+
+def _seed_fmax(result) -> str:
+    """``"1: 118.2, 2: 122.4 (kept), 3: 120.0"``, every seed's Fmax."""
+    return ", ".join(f"{s['seed']}: {s['fmax_mhz']}" + (" (kept)" if s["seed"] == result["seed"]
+                                                         else "")
+                     for s in result.get("seeds") or ())
 
 
 def _asic(config, tools, progress, use_cache, log) -> dict:
@@ -148,12 +169,14 @@ def _not_run(config, part, target, max_side) -> dict:
 
 
 def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
-              use_cache=True, log=print, cached_only=False) -> dict:
+              use_cache=True, log=print, cached_only=False, seeds=TABLE_SEEDS) -> dict:
     """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
 
     ``max_side`` leaves out (and marks as not run) the ECP5 arrays larger than that.
     ``cached_only`` runs no place and route: rows without a cached result for the
     current netlist and tools say "not-cached" (the ASIC estimates, Yosys only, run).
+    ``seeds``: the nextpnr seeds of the ECP5 and sparse rows (the best is reported,
+    every one listed); the iCE40 rows run at the first.
 
     Returns
     -------
@@ -168,15 +191,20 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
         raise ValueError(f"max_side must be a positive integer, not {max_side!r}")
     if cached_only and not use_cache:
         raise ValueError("cached_only needs use_cache")
-    ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only)
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds must name at least one nextpnr seed")
+    ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only,
+                 seeds)
             if cfg.rows <= max_side else _not_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, max_side)
             for cfg in ecp5_configs(quick)]
-    sparse = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only)
+    sparse = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only,
+                   seeds)
               for cfg in sparse_configs(quick)]
     ice40, largest, largest_known = [], None, True
     for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
         r = _run(ice40_config(side), ICE40_PART, ICE40_TARGET_MHZ, tools, progress, use_cache,
-                 log, cached_only)
+                 log, cached_only, seeds[:1])
         ice40.append(r)
         if r.get("status") == "not-cached":
             largest_known = False
@@ -187,7 +215,7 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
     asic = [_asic(cfg, tools, progress, use_cache, log) for cfg in ecp5_configs(quick)
             if cfg.rows <= max_side]
     data = {"ecp5": ecp5, "sparse": sparse, "ice40": ice40, "ice40_largest": largest,
-            "ice40_largest_known": largest_known, "asic": asic}
+            "ice40_largest_known": largest_known, "asic": asic, "seeds": list(seeds)}
     json_path, md_path = out / "table.json", out / "table.md"
     json_path.write_text(json.dumps(data, indent=2) + "\n")
     md_path.write_text(render_markdown(data))
@@ -230,7 +258,13 @@ def render_markdown(data: dict) -> str:
     if sparse:
         lines += ["Sparse engine, same part and target:", "", markdown_table(_rows(sparse)),
                   *_errors(sparse)]
-    extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time |", "|---|---|---|---|"]
+    swept = [r for r in data["ecp5"] + sparse if len(r.get("seeds") or ()) > 1]
+    if swept:
+        lines += [f"Fmax at each nextpnr placement seed (a row above reports the kept, best "
+                  f"one; seeds {_seed_list(data.get('seeds') or ())}):", "",
+                  *(f"- {r['design']}: {_seed_fmax(r)} MHz" for r in swept), ""]
+    extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time (kept seed's run) |",
+             "|---|---|---|---|"]
     for r in data["ecp5"] + sparse + data["ice40"]:
         dsp = r.get("dsp") or {}
         per_pe = dsp.get("per_pe")

@@ -747,11 +747,18 @@ class GemmCore(wiring.Component):
             m.d.sync += [sk_valid.eq(1), sk_data.eq(packer.o_data), sk_last.eq(packer.o_last)]
 
         # -- span and counters -----------------------------------------------------------
+        last_beat = Signal()
+        m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
+        # a job with output ends the cycle after its last beat (registered: the port's
+        # handshake would otherwise reach every register `finish` writes)
+        last_beat_r = Signal()
+        m.d.sync += last_beat_r.eq(last_beat)
         with m.If(any_issue & running):
             m.d.sync += [span.eq(1), issued_any.eq(1)]
         with m.If(s_end):
             m.d.sync += [span.eq(0), span_done.eq(1)]
-        with m.If(self.busy):
+        # JOB_CYCLES counts to the last output beat: not the finish cycle after it
+        with m.If(self.busy & ~(last_beat_r & running)):
             m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
         # The other counters count a cycle later, from registered conditions (these come
         # from the sequencer's and the port's logic, and would otherwise reach the counters'
@@ -768,12 +775,6 @@ class GemmCore(wiring.Component):
         with m.If(inc_compute):
             m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
 
-        last_beat = Signal()
-        m.d.comb += last_beat.eq(self.m_valid & self.m_ready & self.m_last)
-        # a job with output ends the cycle after its last beat (registered: the port's
-        # handshake would otherwise reach every register `finish` writes)
-        last_beat_r = Signal()
-        m.d.sync += last_beat_r.eq(last_beat)
 
         # -- job control -----------------------------------------------------------------
         def finish(ok):

@@ -90,14 +90,9 @@ class Loader(wiring.Component):
         buf_last = Signal(reset_less=True)
         buf_valid = Signal()
         sub = Signal(range(max(2, S + 1)))       # word index within the beat (W <= S)
-        # ``sub == S // W - 1`` for each word width W <= S, kept in registers so that
-        # TREADY is not behind a compare: ``sub_end[W]``
-        sub_end = {W: Signal(name=f"sub_end_{W}", init=(S // W == 1))
-                   for W in {self._wa, self._wb} if W <= S}
 
         def sub_zero():
             m.d.sync += sub.eq(0)
-            m.d.sync += [f.eq(S // W == 1) for W, f in sub_end.items()]
         q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
         discard = Signal()
 
@@ -116,15 +111,16 @@ class Loader(wiring.Component):
 
         # ``count == last`` of each segment, kept in registers (a wide compare on the
         # ready path would limit the clock): set at start, updated as a count steps.
-        at_last = {k: Signal(name=f"at_last_{k}") for k in ("a1", "a", "b")}
+        # (A's first segment needs no flag of its own: lw_cur is its flag while it runs)
+        at_last = {k: Signal(name=f"at_last_{k}") for k in ("a", "b")}
         before_last = {k: Signal(self.n_a.shape() if k != "b" else self.n_b.shape(),
-                                 name=f"before_last_{k}") for k in at_last}   # its last - 1
-        flags_of = {"a": ("a1", "a"), "a2": ("a1", "a"), "b": ("b",)}
+                                 name=f"before_last_{k}") for k in ("a1", "a", "b")}  # last - 1
+        flags_of = {"a": ("a",), "a2": ("a",), "b": ("b",)}
 
-        # The segment in progress's "last word" flag and (W <= S) its sub_end flag, in
-        # registers of their own: in the A, B and A2 states they equal ``at_last`` of the
-        # segment's key and ``sub_end`` of its word width. TREADY and the beat buffer's
-        # enable then read two flip-flops, not a choice among flags by state.
+        # The segment in progress's "last word" flag and (W <= S) its "last word of the
+        # beat" flag, in registers of their own: in the A, B and A2 states they equal
+        # ``count == last`` of the segment and ``sub == S // W - 1``. TREADY and the beat
+        # buffer's enable then read two flip-flops, not a choice among flags by state.
         key_of = {"a": "a1", "b": "b", "a2": "a"}
         width_of = {"a": self._wa, "b": self._wb, "a2": self._wa}
         lw_cur = Signal()
@@ -161,7 +157,6 @@ class Loader(wiring.Component):
                                 m.d.comb += data.eq(buf[slot * W:(slot + 1) * W])
                     m.d.comb += [we.eq(1), freeing.eq(se_cur | last_word)]
                     m.d.sync += [count.eq(count + 1), sub.eq(sub + 1)]
-                    m.d.sync += [f.eq(sub == S // W_ - 2) for W_, f in sub_end.items()]
                     m.d.sync += se_cur.eq(sub == S // W - 2)
                     stepped(seg, count)
                     with m.If(freeing):
@@ -217,7 +212,7 @@ class Loader(wiring.Component):
                     m.d.sync += [a_cnt.eq(0), b_cnt.eq(0), self.a_count.eq(0), self.b_count.eq(0),
                                  buf_valid.eq(0),
                                  q.eq(0), single_a.eq(self.n_a1 == self.n_a),
-                                 at_last["a1"].eq(self.n_a1 == 1), at_last["a"].eq(self.n_a == 1),
+                                 at_last["a"].eq(self.n_a == 1),
                                  at_last["b"].eq(self.n_b == 1),
                                  before_last["a1"].eq(self.n_a1 - 2),
                                  before_last["a"].eq(self.n_a - 2),

@@ -189,9 +189,8 @@ GEMM_ERRORS = (
 )
 
 COUNTERS = (
-    ("JOB_CYCLES", "cycles from the accepted start to the cycle after the last result beat "
-                   "accepted (without output, after the last result row is written), when "
-                   "the job finishes (all counters describe the last job and restart at START)"),
+    ("JOB_CYCLES", "cycles from the accepted start to the last result beat accepted "
+                   "(all counters describe the last job and restart at START)"),
     ("COMPUTE_CYCLES", "cycles from the first operand entering the array to the last result "
                        "leaving it, minus the cycles of that span stalled on input"),
     ("IN_STALL_CYCLES", "cycles the array sequencer waited for operands to arrive"),

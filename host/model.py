@@ -214,7 +214,7 @@ def predict(cfg: GemmConfig, m: int, k: int, n: int, *, requant: bool = False,
     if no_output:
         end = span_end + 1          # the job ends the cycle after the last row is written
     else:
-        end = _output_end(cfg, rows, span_end, requant) + 1   # ... after the last beat
+        end = _output_end(cfg, rows, span_end, requant)
     job = end - busy0 + 1
     return Prediction(job_cycles=job, compute_cycles=compute, input_stall_cycles=stall,
                       output_stall_cycles=0, macs=macs, folds=folds)

@@ -11,9 +11,8 @@ class GemmReport:
 
     Counters (``job_cycles`` ... ``macs``) are read from the hardware; for a call
     tiled into several jobs they are sums over its jobs and ``jobs`` lists each
-    job's own. Cycle definitions are those of the design notes, but for one cycle: job
-    cycles run from the accepted START to the cycle after the last result beat accepted
-    (the job finishes from a registered handshake); compute cycles from the
+    job's own. Cycle definitions are those of the design notes: job cycles run from
+    the accepted START to the last result beat accepted; compute cycles from the
     first operand entering the array to the last result leaving it, minus input
     stalls in that span.
 

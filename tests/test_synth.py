@@ -868,6 +868,19 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
     assert only["cached"] is True and only["cache_key"] == result["cache_key"]
     fmax, note = cache.cached_fmax(cfg)
     assert fmax == result["fmax_mhz"] and "LFE5U-25F-6BG256C" in note
+    # a seed sweep: seed 1 from the cache, seed 2 placed and routed; the best is kept and
+    # every seed's figure listed; the table's cache lookup needs both seeds
+    from accelgen.boards.flow import run_ooc_seeds
+    assert cached_result(cfg, "LFE5U-25F-6BG256C", 50, seeds=(1, 2)) is None
+    swept = run_ooc_seeds(cfg, "LFE5U-25F-6BG256C", seeds=(1, 2), target_mhz=50)
+    each = {s["seed"]: s for s in swept["seeds"]}
+    assert list(each) == [1, 2] and each[1]["cached"] and not each[2]["cached"]
+    assert each[1]["fmax_mhz"] == result["fmax_mhz"]
+    assert swept["fmax_mhz"] == max(s["fmax_mhz"] for s in swept["seeds"])
+    assert each[swept["seed"]]["fmax_mhz"] == swept["fmax_mhz"]
+    assert swept["material"]["seed"] == swept["seed"]
+    both = cached_result(cfg, "LFE5U-25F-6BG256C", 50, seeds=(1, 2))
+    assert both["cache_key"] == swept["cache_key"] and both["seeds"][1]["cached"]
 
 
 @pytest.mark.slow
@@ -920,6 +933,10 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     (["synth", "--cached-only", "--part", "iCE40UP5K-SG48"], "--cached-only goes with --table"),
     (["synth", "--table", "--cached-only", "--no-cache"],
      "--cached-only reads the cache; it cannot go with --no-cache"),
+    (["synth", "--board", "icebreaker", "--seeds", "1,2"], "--seeds goes with --part or --table"),
+    (["synth", "--part", "iCE40UP5K-SG48", "--seeds", "3-1"],
+     "--seeds: seeds are non-negative and ranges ascending, not '3-1'"),
+    (["synth", "--table", "--seeds", "1,x"], "--seeds: seeds are integers or ranges like 1-4"),
 ])
 def test_synth_command_usage_errors(argv, message, capsys):
     from accelgen.host.cli import main
@@ -1003,6 +1020,32 @@ endmodule
         assert value & mask == mem[a0] and value >> width == mem[a1], (i, a0, a1)
 
 
+def test_seed_lists_parse_and_bad_ones_are_refused():
+    from accelgen.boards.flow import parse_seeds, run_ooc_seeds
+    assert parse_seeds("1-4") == (1, 2, 3, 4)
+    assert parse_seeds("5, 1-2,2") == (5, 1, 2)
+    for bad in ("", "a", "4-1", "-3", "1.5"):
+        with pytest.raises(ValueError):
+            parse_seeds(bad)
+    for bad in ((), (1, 1), (-1,), (True,), ("1",)):
+        with pytest.raises(ValueError, match="seeds must be distinct non-negative integers"):
+            run_ooc_seeds(GemmConfig(rows=2, cols=2), "LFE5U-25F-6BG256C", seeds=bad)
+
+
+def test_table_document_lists_every_seed_of_a_swept_row():
+    from accelgen.boards.table import (_missing, ecp5_configs, render_markdown, ECP5_PART)
+    gemm = ecp5_configs(quick=True)[0]
+    row = {**_missing(gemm, ECP5_PART, 150.0, None, None), "fmax_mhz": 131.2, "seed": 3,
+           "seeds": [{"seed": 1, "fmax_mhz": 120.5, "cached": True},
+                     {"seed": 2, "fmax_mhz": 118.0, "cached": False},
+                     {"seed": 3, "fmax_mhz": 131.2, "cached": False}]}
+    data = {"ecp5": [row], "sparse": [], "ice40": [], "ice40_largest": None,
+            "ice40_largest_known": False, "asic": [], "seeds": [1, 2, 3]}
+    text = render_markdown(data)
+    assert f"- {gemm.describe()}: 1: 120.5, 2: 118.0, 3: 131.2 (kept) MHz" in text
+    assert "seeds 1, 2, 3" in text
+
+
 def test_table_document_has_the_sparse_row_and_names_missing_results():
     from accelgen.boards.table import (_missing, ecp5_configs, render_markdown, sparse_configs,
                                        ECP5_PART)
@@ -1039,6 +1082,8 @@ def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
     monkeypatch.setattr(flow, "_cached_run", fake)
     monkeypatch.setattr(flow, "select_tools", lambda names, tools: {n: None for n in names})
     cfg = GemmConfig(rows=16, cols=16)
-    assert cached_result(cfg, "LFE5U-85F-6BG381C", 150) is cached["none"]
+    found = cached_result(cfg, "LFE5U-85F-6BG381C", 150)
+    assert found["fmax_mhz"] == 50.0 and found["multipliers"] == "none"
+    assert found["seeds"] == [{"seed": 1, "fmax_mhz": 50.0, "cached": True}]
     cached.clear()
     assert cached_result(cfg, "LFE5U-85F-6BG381C", 150) is None
