@@ -51,8 +51,10 @@ TOP_PATHS = 10
 
 
 #: How multipliers are mapped: every one to DSP blocks, only the PE array's (the
-#: others become Booth-encoded logic), or none (all logic).
-DSP_MODES = ("all", "array", "none")
+#: others become Booth-encoded logic), as many registered multipliers (in elaboration
+#: order: the job setup's, PEs' and requantizer's) as the part has DSP blocks, the rest in
+#: logic ("fill", ECP5: an array larger than the DSP count), or none (all logic).
+DSP_MODES = ("all", "array", "fill", "none")
 
 #: Source file of the processing elements: its multipliers are the array's.
 PE_SOURCE = "pe.py"
@@ -77,11 +79,13 @@ def primitives_for(part: Part, dsp: str):
 
     On ECP5 the scratchpads become DP16KD blocks with their output registers on, and
     the array's multipliers MULT18X18D blocks with their input and output registers
-    on when they may use DSP blocks (``dsp`` ``"all"`` or ``"array"``).
+    on when they may use DSP blocks (``dsp`` ``"all"`` or ``"array"``; ``"fill"``:
+    only as many as the part has, the later ones stay logic).
     """
     if part.family == "ecp5":
         from .primitives import ECP5Primitives
-        return ECP5Primitives(multipliers=dsp in ("all", "array"))
+        budget = part.resources.get("MULT18X18D", 0) if dsp == "fill" else None
+        return ECP5Primitives(multipliers=dsp in ("all", "array", "fill"), budget=budget)
     return None
 
 
@@ -89,7 +93,8 @@ def synth_options(part: Part, dsp: str) -> str:
     """Options of ``synth_ecp5``/``synth_ice40`` for a DSP mode."""
     if part.family == "ecp5":
         # -abc9 is the default since Yosys 0.3x; kept for older system Yosys.
-        return "-abc9" + (" -nodsp" if dsp == "none" else "")
+        # "fill": the DSP blocks are the hook's instances; every other $mul is logic
+        return "-abc9" + (" -nodsp" if dsp in ("none", "fill") else "")
     opts = "" if dsp == "none" else "-dsp"
     if part.resources.get("SPRAM"):
         opts += " -spram"
@@ -100,8 +105,8 @@ def synth_script(part: Part, top: str, source: str = "ooc.il", netlist: str = "s
                  dsp: str = "all") -> str:
     """The Yosys script of an out-of-context run (relative paths).
 
-    ``dsp`` is one of :data:`DSP_MODES`: ``"array"`` or ``"none"`` for arrays with
-    more multipliers than the part has DSP blocks.
+    ``dsp`` is one of :data:`DSP_MODES`: ``"array"``, ``"fill"`` or ``"none"`` for
+    arrays with more multipliers than the part has DSP blocks.
     """
     synth = f"synth_{part.family} {synth_options(part, dsp)} -top {top} -json {netlist}"
     read = "read_rtlil" if source.endswith(".il") else "read_verilog"
@@ -124,7 +129,7 @@ def dsp_shortfall(error: SynthError) -> bool:
 
 
 def dsp_modes(dsp: str) -> tuple[str, ...]:
-    """The modes ``dsp`` tries in order: ``"auto"`` means all, then array, then none."""
+    """The modes ``dsp`` tries in order: ``"auto"`` means all, array, fill, then none."""
     if dsp == "auto":
         return DSP_MODES
     if dsp not in DSP_MODES:
@@ -242,8 +247,9 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     seed : int
         nextpnr placement seed.
     dsp : str
-        ``"all"`` multipliers on DSP blocks, only the ``"array"``'s, or ``"none"``;
-        ``"auto"`` (default) tries them in that order until the design fits.
+        ``"all"`` multipliers on DSP blocks, only the ``"array"``'s, as many as fit
+        (``"fill"``, ECP5), or ``"none"``; ``"auto"`` (default) tries them in that
+        order until the design fits.
     progress : callable, optional
         ``progress(stage, status)`` while tools run.
     use_cache : bool
@@ -282,6 +288,8 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     dsp_blocks = part.resources.get("MULT18X18D", part.resources.get("SB_MAC16", 0))
     if dsp == "auto" and (_pes(config) or 0) > dsp_blocks:
         modes = tuple(m for m in modes if m != "array")   # the array alone is too many
+    if part.family != "ecp5":
+        modes = tuple(m for m in modes if m != "fill") or ("all",)   # no hook to budget
     found = select_tools(["yosys", part.nextpnr_tool], tools)
     for mode in modes:
         try:

@@ -210,12 +210,24 @@ class ECP5Primitives:
     Amaranth hands the object given to ``rtlil.convert(..., platform=...)`` to every
     ``elaborate``; parts of the accelerator that find an ``accelgen_*`` hook on it use
     it, everything else ignores it. ``multipliers=False`` leaves the multipliers to
-    Yosys (runs that keep some or all of them off the DSP blocks).
+    Yosys (runs that keep some or all of them off the DSP blocks). ``budget``: hand
+    out at most that many MULT18X18D blocks, in elaboration order; later requests get
+    ``None`` and those multipliers stay Amaranth's ``*`` (logic, with ``-nodsp``).
     """
 
-    def __init__(self, multipliers: bool = True):
+    def __init__(self, multipliers: bool = True, budget: int | None = None):
+        if budget is not None and (not isinstance(budget, int) or budget < 0):
+            raise ValueError(f"DSP budget must be a non-negative integer, not {budget!r}")
+        self.budget, self.handed_out = budget, 0
         if multipliers:
-            self.accelgen_multiplier = ecp5_multiplier
+            self.accelgen_multiplier = self._multiplier
+
+    def _multiplier(self, a_shape, b_shape, p_shape, *, output_enable: bool = False):
+        if self.budget is not None and self.handed_out >= self.budget:
+            return None
+        mul = ecp5_multiplier(a_shape, b_shape, p_shape, output_enable=output_enable)
+        self.handed_out += mul is not None
+        return mul
 
     @staticmethod
     def accelgen_memory(width, depth, read_ports, *, read_enable=False):

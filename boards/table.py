@@ -8,7 +8,8 @@
   at every seed of :data:`TABLE_SEEDS` (placement alone moves Fmax by about 10%
   either way); a row reports the best seed's result and lists every seed's Fmax. A design with more multipliers than the part's 156
   MULT18X18D blocks is rerun with only the PE multipliers on DSPs, then with
-  none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
+  as many PE multipliers on DSPs as there are blocks and the rest in logic, then
+  with none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
 * on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
   until one does not fit, reporting the largest that does (at the first seed only:
   these rows are about fit). These use the small
@@ -239,10 +240,19 @@ def _seconds(r) -> str:
 def _rows(results):
     rows = []
     for r in results:
+        dsp = r.get("dsp") or {}
         note = {"array": " (only PE multipliers on DSPs)",
+                "fill": f" ({dsp.get('array', '?')} of {_pe_count(r)} PE multipliers on DSPs, "
+                        "the rest logic)",
                 "none": " (no DSPs)"}.get(r.get("multipliers"), "")
         rows.append({**r, "design": r["design"] + note})
     return rows
+
+
+def _pe_count(r) -> str:
+    config = r.get("config") or {}
+    rows, cols = config.get("rows"), config.get("cols")
+    return str(rows * cols) if rows and cols else "?"
 
 
 def _errors(results) -> list[str]:

@@ -67,9 +67,10 @@ def add_parser(subparsers):
                    help="nextpnr placement seeds, e.g. 1,2,3 or 1-4: each is placed and routed "
                         "(and cached) on its own and the best Fmax is reported, every seed "
                         "listed (default: 1 for --part; 1-3 for --table's ECP5 rows)")
-    p.add_argument("--dsp", choices=("auto", "all", "array", "none"), default="auto",
-                   help="multipliers on DSP blocks: all, only the PE array's, none; auto "
-                        "(default) tries them in that order until the design fits")
+    p.add_argument("--dsp", choices=("auto", "all", "array", "fill", "none"), default="auto",
+                   help="multipliers on DSP blocks: all, only the PE array's, as many as the "
+                        "part has with the rest in logic (fill, ECP5), none; auto (default) "
+                        "tries them in that order until the design fits")
     p.add_argument("--loopback", action="store_true",
                    help="with --board: build the bring-up stand-in (scratch registers, stream "
                         "loopback) behind the UART bridge instead of the accelerator")
@@ -160,6 +161,9 @@ def summary_markdown(result: dict) -> str:
     if result.get("multipliers") == "array":
         lines.append("Only the PE multipliers use DSP blocks; the others are logic (the part "
                      "has too few DSP blocks for all).")
+    elif result.get("multipliers") == "fill":
+        lines.append("As many multipliers use DSP blocks as the part has; the others are "
+                     "logic.")
     elif result.get("multipliers") == "none":
         lines.append("All multipliers are logic (the part has too few DSP blocks).")
     top = result.get("top_paths") or []

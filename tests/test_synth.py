@@ -154,8 +154,10 @@ def test_synth_scripts_per_family_and_dsp_mode():
     assert "synth_ice40 -spram -top T" in synth_script(ice40, "T", dsp="none")
     array = synth_script(ice40, "T", dsp="array").splitlines()
     assert array[1:4] == ["hierarchy -top T", "proc", "booth t:$mul a:src=*pe.py* %d"]
-    with pytest.raises(ValueError, match="DSP mode must be one of 'all', 'array', 'none', "
-                                         "not 'some'"):
+    fill = synth_script(ecp5, "T", dsp="fill").splitlines()
+    assert fill[1].startswith("synth_ecp5 -abc9 -nodsp -top T")   # no booth prelude
+    with pytest.raises(ValueError, match="DSP mode must be one of 'all', 'array', 'fill', "
+                                         "'none', not 'some'"):
         synth_script(ecp5, "T", dsp="some")
 
 
@@ -167,7 +169,7 @@ def test_ecp5_registered_multiplier_hook():
     from accelgen.boards.flow import primitives_for
     from accelgen.boards.primitives import ECP5Multiplier, ecp5_multiplier
     ecp5, ice40 = parse_part("LFE5U-85F-6BG381C"), parse_part("iCE40UP5K-SG48")
-    for dsp, multiplier in (("all", True), ("array", True), ("none", False)):
+    for dsp, multiplier in (("all", True), ("array", True), ("fill", True), ("none", False)):
         hooks = primitives_for(ecp5, dsp)
         assert hasattr(hooks, "accelgen_multiplier") is multiplier
         assert hasattr(hooks, "accelgen_memory")
@@ -1018,6 +1020,26 @@ endmodule
     for i, (a0, a1) in enumerate(reads):
         value = got[i + 1]
         assert value & mask == mem[a0] and value >> width == mem[a1], (i, a0, a1)
+
+
+def test_fill_mode_hands_out_the_parts_dsp_blocks_and_leaves_the_rest_logic():
+    """``dsp="fill"``: a 6x6 array on a 25F (28 MULT18X18D) gets 28 registered DSP
+    multipliers; the other multipliers (PEs' and the job setup's) are logic (Amaranth's
+    ``*``, -nodsp)."""
+    from accelgen.boards.flow import ooc_rtlil, primitives_for
+    from accelgen.boards.primitives import ECP5Primitives
+    part = parse_part("LFE5U-25F-6BG256C")
+    assert part.resources["MULT18X18D"] == 28
+    hooks = primitives_for(part, "fill")
+    assert hooks.budget == 28 and primitives_for(part, "all").budget is None
+    cfg = GemmConfig(rows=6, cols=6, **SMALL)
+    text = ooc_rtlil(cfg, part, "fill")
+    every = ooc_rtlil(cfg, part, "all")
+    wanted = every.count("cell \\MULT18X18D ")       # the PEs' and the job setup's
+    assert wanted > 36 and text.count("cell \\MULT18X18D ") == 28
+    assert text.count("cell $mul ") - every.count("cell $mul ") == wanted - 28
+    with pytest.raises(ValueError, match="DSP budget must be a non-negative integer"):
+        ECP5Primitives(budget=-1)
 
 
 def test_seed_lists_parse_and_bad_ones_are_refused():
