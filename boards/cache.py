@@ -246,7 +246,8 @@ def cached_fmax(config) -> tuple[float | None, str]:
     Only results whose netlist is the one the config elaborates to now count (board
     builds: of the current sources). The default part
     (:data:`DEFAULT_PART`, out of context) is preferred, then any other
-    out-of-context ECP5 result, then anything else; among equals the latest.
+    out-of-context ECP5 result, then anything else; among equals the highest Fmax
+    (the best placement seed of a sweep), then the latest.
 
     Parameters
     ----------
@@ -284,7 +285,7 @@ def cached_fmax(config) -> tuple[float | None, str]:
             continue
         rank = (r.get("device") == DEFAULT_PART and r.get("flow") == "ooc",
                 r.get("family") == "ecp5" and r.get("flow") == "ooc",
-                r.get("created", ""))
+                float(r["fmax_mhz"]), r.get("created", ""))
         if best is None or rank > best[0]:
             best = (rank, r)
     if best is None:
@@ -293,5 +294,8 @@ def cached_fmax(config) -> tuple[float | None, str]:
     r = best[1]
     where = r["device"] if r["flow"] == "ooc" else f"{r['board']} ({r['device']})"
     ctx = "out of context" if r["flow"] == "ooc" else "board build"
+    seed = (r.get("material") or {}).get("seed")
     return float(r["fmax_mhz"]), (f"post-route Fmax on {where} ({ctx}, target "
-                                  f"{r.get('target_mhz')} MHz) from accelgen synth (cached)")
+                                  f"{r.get('target_mhz')} MHz"
+                                  + (f", nextpnr seed {seed}" if seed is not None else "")
+                                  + ") from accelgen synth (cached)")

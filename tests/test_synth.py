@@ -297,10 +297,18 @@ def test_cached_fmax_finds_the_current_netlist_only(tmp_path, monkeypatch):
     assert fmax == 90.0 and small in note and "cached" in note
     put("d", device=cache.DEFAULT_PART, fmax_mhz=120.0, netlist_digest=netlist)
     assert cache.cached_fmax(cfg)[0] == 120.0
+    # another placement seed of the same netlist: the best Fmax counts, not the latest
+    put("e", device=cache.DEFAULT_PART, fmax_mhz=110.0, netlist_digest=netlist, created="2026",
+        material={"seed": 2})
+    assert cache.cached_fmax(cfg)[0] == 120.0
+    put("f", device=cache.DEFAULT_PART, fmax_mhz=125.0, netlist_digest=netlist, created="2024",
+        material={"seed": 3})
+    fmax, note = cache.cached_fmax(cfg)
+    assert fmax == 125.0 and "nextpnr seed 3" in note
     assert cache.cached_fmax(GemmConfig(rows=3, cols=2))[0] is None
     # An edit of the sources that leaves the netlist alone keeps the results.
     monkeypatch.setattr(cache, "source_digest", lambda: "edited")
-    assert cache.cached_fmax(cfg)[0] == 120.0
+    assert cache.cached_fmax(cfg)[0] == 125.0
     # One that changes the netlist does not.
     from accelgen.boards import flow
     monkeypatch.setattr(flow, "ooc_rtlil", lambda *a: "module \\other\nend\n")
