@@ -319,32 +319,88 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
-def run_ooc_seeds(config, part, *, seeds=(SEED,), progress: Progress | None = None,
-                  **kwargs) -> dict:
+def run_ooc_seeds(config, part, *, seeds=(SEED,), jobs: int = 1,
+                  progress: Progress | None = None, **kwargs) -> dict:
     """:func:`run_ooc` at each nextpnr placement seed; the result with the best Fmax.
 
     Placement alone moves post-route Fmax by about 10% either way on the larger
     designs, so a sweep over seeds is what a user closing timing would do. Every
     seed's figure is kept: the result carries ``seed`` (the chosen one, the first
-    on a tie) and ``seeds`` (``[{"seed", "fmax_mhz", "cached"}]`` in run order).
-    Each seed's run is cached on its own. A failure (the design does not fit, a
-    tool error) raises at the seed it happens.
+    on a tie) and ``seeds`` (``[{"seed", "fmax_mhz", "cached"}]`` in ``seeds``'
+    order). Each seed's run is cached on its own. A failure (the design does not
+    fit, a tool error) raises.
+
+    ``jobs`` > 1 runs the seeds without a cached result that many at a time, each
+    in a process of its own (the tools are single-threaded: one job per core);
+    ``progress`` then hears of each seed as it finishes, not of the tools' steps.
+    Other keyword arguments go to :func:`run_ooc`.
     """
     seeds = tuple(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or not all(
             isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
         raise ValueError(f"seeds must be distinct non-negative integers, not {seeds!r}")
-    runs = []
-    for i, seed in enumerate(seeds):
-        def tagged(stage, status, _i=i, _seed=seed):
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, not {jobs!r}")
+
+    def tagged(i, seed):
+        def report(stage, status):
             if progress:
-                progress(stage, f"seed {_seed} ({_i + 1}/{len(seeds)}): {status}"
+                progress(stage, f"seed {seed} ({i + 1}/{len(seeds)}): {status}"
                          if len(seeds) > 1 else status)
-        runs.append((seed, run_ooc(config, part, seed=seed, progress=tagged, **kwargs)))
+        return report
+
+    done: dict[int, dict] = {}
+    pending = list(seeds)
+    if jobs > 1 and len(seeds) > 1:
+        # the cached seeds first, here (a lookup refuses to run the tools) ...
+        for seed in seeds:
+            try:
+                done[seed] = run_ooc(config, part, seed=seed, progress=_refuse_run, **kwargs)
+            except _WouldRun:
+                pass
+        pending = [s for s in seeds if s not in done]
+        if len(pending) > 1:
+            # ... the others in worker processes
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            if progress:
+                progress("nextpnr", f"{len(pending)} seeds ({', '.join(map(str, pending))}), "
+                                    f"{min(jobs, len(pending))} at a time")
+            import multiprocessing
+            # spawned, not forked: the caller may be running threads (a progress display)
+            with ProcessPoolExecutor(max_workers=min(jobs, len(pending)),
+                                     mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(_seed_run, config, part, seed, kwargs): seed
+                           for seed in pending}
+                for future in as_completed(futures):
+                    seed = futures[future]
+                    done[seed] = future.result()
+                    if progress:
+                        progress("nextpnr", f"seed {seed}: {done[seed]['fmax_mhz']} MHz "
+                                            f"({len(done)}/{len(seeds)} seeds done)")
+            pending = []
+    for i, seed in enumerate(seeds):
+        if seed in pending:
+            done[seed] = run_ooc(config, part, seed=seed, progress=tagged(i, seed), **kwargs)
+    runs = [(seed, done[seed]) for seed in seeds]
     best_seed, best = max(runs, key=lambda run: (run[1]["fmax_mhz"] or 0.0, -seeds.index(run[0])))
     return {**best, "seed": best_seed,
             "seeds": [{"seed": seed, "fmax_mhz": r["fmax_mhz"], "cached": bool(r.get("cached"))}
                       for seed, r in runs]}
+
+
+class _WouldRun(Exception):
+    pass
+
+
+def _refuse_run(stage, status):
+    # a run on a cache miss reports "elaborate" before any tool starts
+    if stage == "elaborate":
+        raise _WouldRun(stage)
+
+
+def _seed_run(config, part, seed, kwargs):
+    """One seed of a parallel sweep, in a worker process."""
+    return run_ooc(config, part, seed=seed, **kwargs)
 
 
 def ooc_rtlil(config, part: Part, dsp: str) -> str:

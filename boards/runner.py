@@ -58,7 +58,12 @@ class SynthError(RuntimeError):
     def __init__(self, kind: str, message: str, log: Path | None = None):
         self.kind = kind
         self.log = Path(log) if log is not None else None
+        self._message = message
         super().__init__(message + (f" (log: {self.log})" if self.log is not None else ""))
+
+    def __reduce__(self):
+        # raised in a worker process of a parallel seed sweep, re-raised in the caller's
+        return (type(self), (self.kind, self._message, self.log))
 
 
 @contextmanager

@@ -104,18 +104,26 @@ def _refuse(stage, status):
 
 def cached_result(config, part, target_mhz, *, tools=None, dsp="auto",
                   seeds=(SEED,)) -> dict | None:
-    """The cached out-of-context result :func:`.flow.run_ooc_seeds` would return, or
-    ``None`` unless every seed has one; the tools never run (the run is refused at its
-    first stage). A cached misfit raises :class:`SynthError` as :func:`run_ooc` does."""
-    try:
-        return run_ooc_seeds(config, part, seeds=seeds, target_mhz=target_mhz, tools=tools,
-                             dsp=dsp, progress=_refuse)
-    except _NotCached:
+    """The cached out-of-context result :func:`.flow.run_ooc_seeds` would return, from
+    the seeds that have one; ``None`` when none has. The tools never run (a run is
+    refused at its first stage). Seeds without a cached result are listed in
+    ``missing_seeds`` (empty when all have one). A cached misfit raises
+    :class:`SynthError` as :func:`run_ooc` does."""
+    found, missing = [], []
+    for seed in seeds:
+        try:
+            found.append(run_ooc_seeds(config, part, seeds=(seed,), target_mhz=target_mhz,
+                                       tools=tools, dsp=dsp, progress=_refuse))
+        except _NotCached:
+            missing.append(seed)
+    if not found:
         return None
+    best = max(found, key=lambda r: r["fmax_mhz"] or 0.0)      # the first on a tie
+    return {**best, "seeds": [r["seeds"][0] for r in found], "missing_seeds": missing}
 
 
 def _run(config, part, target, tools, progress, use_cache, log, cached_only=False,
-         seeds=(SEED,)) -> dict:
+         seeds=(SEED,), jobs=1) -> dict:
     """One row; multipliers leave the DSP blocks only as far as needed to fit."""
     t0 = time.monotonic()
     try:
@@ -127,8 +135,9 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
                                 "not run: no cached result for this netlist and these tools "
                                 f"at seeds {_seed_list(seeds)} (--cached-only)")
         else:
-            result = run_ooc_seeds(config, part, seeds=seeds, target_mhz=target, tools=tools,
-                                   dsp="auto", progress=progress, use_cache=use_cache)
+            result = run_ooc_seeds(config, part, seeds=seeds, jobs=jobs, target_mhz=target,
+                                   tools=tools, dsp="auto", progress=progress,
+                                   use_cache=use_cache)
     except SynthError as error:
         log(f"{config.describe()} on {part}: {error.kind}: {error}")
         return _missing(config, part, target, error.kind, str(error),
@@ -136,6 +145,8 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
     each = ""
     if len(result.get("seeds") or ()) > 1:
         each = f" (best of seeds {_seed_fmax(result)})"
+    if result.get("missing_seeds"):
+        each += f" (seeds {_seed_list(result['missing_seeds'])} not cached)"
     log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz{each}, multipliers on DSPs: "
         f"{result['multipliers']}{' (cached)' if result.get('cached') else ''}")
     return result
@@ -146,10 +157,14 @@ def _seed_list(seeds) -> str:
 
 
 def _seed_fmax(result) -> str:
-    """``"1: 118.2, 2: 122.4 (kept), 3: 120.0"``, every seed's Fmax."""
-    return ", ".join(f"{s['seed']}: {s['fmax_mhz']}" + (" (kept)" if s["seed"] == result["seed"]
+    """``"1: 118.2, 2: 122.4 (kept), 3: 120.0 MHz"``, every seed's Fmax (and the seeds
+    without a cached result)."""
+    text = ", ".join(f"{s['seed']}: {s['fmax_mhz']}" + (" (kept)" if s["seed"] == result["seed"]
                                                          else "")
-                     for s in result.get("seeds") or ())
+                     for s in result.get("seeds") or ()) + " MHz"
+    if result.get("missing_seeds"):
+        text += f"; seeds {_seed_list(result['missing_seeds'])} not run (no cached result)"
+    return text
 
 
 def _asic(config, tools, progress, use_cache, log) -> dict:
@@ -170,14 +185,16 @@ def _not_run(config, part, target, max_side) -> dict:
 
 
 def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
-              use_cache=True, log=print, cached_only=False, seeds=TABLE_SEEDS) -> dict:
+              use_cache=True, log=print, cached_only=False, seeds=TABLE_SEEDS,
+              jobs=1) -> dict:
     """Run the benchmark set and write ``table.json`` and ``table.md`` into ``out``.
 
     ``max_side`` leaves out (and marks as not run) the ECP5 arrays larger than that.
     ``cached_only`` runs no place and route: rows without a cached result for the
     current netlist and tools say "not-cached" (the ASIC estimates, Yosys only, run).
     ``seeds``: the nextpnr seeds of the ECP5 and sparse rows (the best is reported,
-    every one listed); the iCE40 rows run at the first.
+    every one listed); the iCE40 rows run at the first. ``jobs``: seeds placed and
+    routed at a time (one process each).
 
     Returns
     -------
@@ -196,11 +213,11 @@ def run_table(out: Path, *, tools=None, quick=False, max_side=16, progress=None,
     if not seeds:
         raise ValueError("seeds must name at least one nextpnr seed")
     ecp5 = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only,
-                 seeds)
+                 seeds, jobs)
             if cfg.rows <= max_side else _not_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, max_side)
             for cfg in ecp5_configs(quick)]
     sparse = [_run(cfg, ECP5_PART, ECP5_TARGET_MHZ, tools, progress, use_cache, log, cached_only,
-                   seeds)
+                   seeds, jobs)
               for cfg in sparse_configs(quick)]
     ice40, largest, largest_known = [], None, True
     for side in range(1, 2 if quick else ICE40_MAX_SIDE + 1):
@@ -268,11 +285,12 @@ def render_markdown(data: dict) -> str:
     if sparse:
         lines += ["Sparse engine, same part and target:", "", markdown_table(_rows(sparse)),
                   *_errors(sparse)]
-    swept = [r for r in data["ecp5"] + sparse if len(r.get("seeds") or ()) > 1]
+    swept = [r for r in data["ecp5"] + sparse
+             if len(r.get("seeds") or ()) > 1 or r.get("missing_seeds")]
     if swept:
         lines += [f"Fmax at each nextpnr placement seed (a row above reports the kept, best "
                   f"one; seeds {_seed_list(data.get('seeds') or ())}):", "",
-                  *(f"- {r['design']}: {_seed_fmax(r)} MHz" for r in swept), ""]
+                  *(f"- {r['design']}: {_seed_fmax(r)}" for r in swept), ""]
     extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time (kept seed's run) |",
              "|---|---|---|---|"]
     for r in data["ecp5"] + sparse + data["ice40"]:

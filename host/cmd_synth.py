@@ -21,7 +21,7 @@ iCE40UP5K)::
 A seed sweep on one part (placement alone moves Fmax by about 10%; every seed's
 figure is printed, the best kept)::
 
-    accelgen synth --config cfg.json --part LFE5U-85F-6BG381C --seeds 1-4
+    accelgen synth --config cfg.json --part LFE5U-85F-6BG381C --seeds 1-4 --jobs 2
 
 Results are cached by config, sources, part/board, target and tool versions; a
 rerun prints the cached figures at once (``--no-cache`` reruns the tools). Exit
@@ -67,6 +67,9 @@ def add_parser(subparsers):
                    help="nextpnr placement seeds, e.g. 1,2,3 or 1-4: each is placed and routed "
                         "(and cached) on its own and the best Fmax is reported, every seed "
                         "listed (default: 1 for --part; 1-3 for --table's ECP5 rows)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="with --seeds or --table: place and route N seeds at a time, each in "
+                        "a process of its own (default 1; the tools use one core each)")
     p.add_argument("--dsp", choices=("auto", "all", "array", "fill", "none"), default="auto",
                    help="multipliers on DSP blocks: all, only the PE array's, as many as the "
                         "part has with the rest in logic (fill, ECP5), none; auto (default) "
@@ -255,6 +258,8 @@ def run(args) -> int:
     if args.cached_only and args.no_cache:
         raise CliError("--cached-only reads the cache; it cannot go with --no-cache")
     seeds = None
+    if args.jobs < 1:
+        raise CliError(f"--jobs must be at least 1, not {args.jobs}")
     if args.seeds is not None:
         if not (args.part or args.table):
             raise CliError("--seeds goes with --part or --table")
@@ -269,7 +274,8 @@ def run(args) -> int:
             table = run_table(Path(args.out), tools=args.tools, quick=args.quick,
                               max_side=args.max_side, progress=progress,
                               use_cache=not args.no_cache, log=progress.console.print,
-                              cached_only=args.cached_only, seeds=seeds or TABLE_SEEDS)
+                              cached_only=args.cached_only, seeds=seeds or TABLE_SEEDS,
+                              jobs=args.jobs)
         console.print(f"wrote {table['json']} and {table['markdown']}")
         return 0
     if not (args.part or args.board or args.asic):
@@ -287,6 +293,7 @@ def run(args) -> int:
                 from accelgen.boards.flow import SEED, run_ooc_seeds
                 try:
                     results.append(run_ooc_seeds(cfg, args.part, seeds=seeds or (SEED,),
+                                                 jobs=args.jobs,
                                                  target_mhz=args.target_mhz, tools=args.tools,
                                                  dsp=args.dsp, progress=progress,
                                                  use_cache=not args.no_cache,

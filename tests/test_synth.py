@@ -212,7 +212,7 @@ def test_table_max_side_is_checked(tmp_path):
 def test_dsp_shortfall_and_modes():
     from accelgen.boards.flow import dsp_modes, dsp_shortfall
     from accelgen.boards.runner import SynthError
-    assert dsp_modes("auto") == ("all", "array", "none") and dsp_modes("none") == ("none",)
+    assert dsp_modes("auto") == ("all", "array", "fill", "none") and dsp_modes("none") == ("none",)
     with pytest.raises(ValueError, match="DSP mode must be 'auto' or one of"):
         dsp_modes("yes")
     assert dsp_shortfall(SynthError("does-not-fit", "x does not fit y: needs 279 MULT18X18D "
@@ -885,6 +885,15 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
     swept = run_ooc_seeds(cfg, "LFE5U-25F-6BG256C", seeds=(1, 2), target_mhz=50)
     each = {s["seed"]: s for s in swept["seeds"]}
     assert list(each) == [1, 2] and each[1]["cached"] and not each[2]["cached"]
+    # two uncached seeds at a time, in worker processes; the order of `seeds` is kept
+    done = []
+    par = run_ooc_seeds(cfg, "LFE5U-25F-6BG256C", seeds=(4, 2, 3), jobs=2, target_mhz=50,
+                        progress=lambda stage, status: done.append(status))
+    assert [s["seed"] for s in par["seeds"]] == [4, 2, 3]
+    assert [s["cached"] for s in par["seeds"]] == [False, True, False]
+    assert par["seeds"][1]["fmax_mhz"] == each[2]["fmax_mhz"]
+    assert sum("seeds done" in status for status in done) == 2
+    assert par["fmax_mhz"] == max(s["fmax_mhz"] for s in par["seeds"])
     assert each[1]["fmax_mhz"] == result["fmax_mhz"]
     assert swept["fmax_mhz"] == max(s["fmax_mhz"] for s in swept["seeds"])
     assert each[swept["seed"]]["fmax_mhz"] == swept["fmax_mhz"]
@@ -947,6 +956,7 @@ def test_icebreaker_bitstream_build(tmp_path, monkeypatch, need_tool):
     (["synth", "--part", "iCE40UP5K-SG48", "--seeds", "3-1"],
      "--seeds: seeds are non-negative and ranges ascending, not '3-1'"),
     (["synth", "--table", "--seeds", "1,x"], "--seeds: seeds are integers or ranges like 1-4"),
+    (["synth", "--table", "--jobs", "0"], "--jobs must be at least 1, not 0"),
 ])
 def test_synth_command_usage_errors(argv, message, capsys):
     from accelgen.host.cli import main
@@ -1060,6 +1070,16 @@ def test_seed_lists_parse_and_bad_ones_are_refused():
     for bad in ((), (1, 1), (-1,), (True,), ("1",)):
         with pytest.raises(ValueError, match="seeds must be distinct non-negative integers"):
             run_ooc_seeds(GemmConfig(rows=2, cols=2), "LFE5U-25F-6BG256C", seeds=bad)
+    with pytest.raises(ValueError, match="jobs must be a positive integer"):
+        run_ooc_seeds(GemmConfig(rows=2, cols=2), "LFE5U-25F-6BG256C", seeds=(1, 2), jobs=0)
+
+
+def test_synth_errors_survive_a_worker_process():
+    import pickle
+    from accelgen.boards.runner import SynthError
+    error = pickle.loads(pickle.dumps(SynthError("does-not-fit", "too big", Path("/x/log"))))
+    assert error.kind == "does-not-fit" and error.log == Path("/x/log")
+    assert str(error) == "too big (log: /x/log)"
 
 
 def test_table_document_lists_every_seed_of_a_swept_row():
@@ -1098,14 +1118,15 @@ def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
     from accelgen.boards import flow
     from accelgen.boards.runner import SynthError
     from accelgen.boards.table import cached_result
-    cached = {"none": {"fmax_mhz": 50.0, "multipliers": "none", "cached": True}}
+    cached = {("fill", 1): {"fmax_mhz": 50.0, "multipliers": "fill", "cached": True},
+              ("fill", 3): {"fmax_mhz": 55.0, "multipliers": "fill", "cached": True}}
 
     def fake(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
         if dsp == "all":
             raise SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
                              "needs 295 MULT18X18D (has 156) (remembered; --no-cache reruns)")
-        if dsp in cached:
-            return cached[dsp]
+        if (dsp, seed) in cached:
+            return cached[dsp, seed]
         progress("elaborate", "would run")
         raise AssertionError("a refused run went on")
 
@@ -1113,7 +1134,12 @@ def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
     monkeypatch.setattr(flow, "select_tools", lambda names, tools: {n: None for n in names})
     cfg = GemmConfig(rows=16, cols=16)
     found = cached_result(cfg, "LFE5U-85F-6BG381C", 150)
-    assert found["fmax_mhz"] == 50.0 and found["multipliers"] == "none"
+    assert found["fmax_mhz"] == 50.0 and found["multipliers"] == "fill"
     assert found["seeds"] == [{"seed": 1, "fmax_mhz": 50.0, "cached": True}]
+    # of seeds 1-3, two are cached: their best, and the missing one named
+    found = cached_result(cfg, "LFE5U-85F-6BG381C", 150, seeds=(1, 2, 3))
+    assert found["fmax_mhz"] == 55.0 and found["seed"] == 3 and found["missing_seeds"] == [2]
+    assert [s["seed"] for s in found["seeds"]] == [1, 3]
     cached.clear()
     assert cached_result(cfg, "LFE5U-85F-6BG381C", 150) is None
+    assert cached_result(cfg, "LFE5U-85F-6BG381C", 150, seeds=(1, 2)) is None
