@@ -5,15 +5,16 @@
 * on the LFE5U-85F-6BG381C (ULX3S 85F part) at a 150 MHz target: 4x4, 8x8 and
   16x16 arrays of int8 and of int16 (output-stationary, the other fields at
   their defaults), and the sparse engine with 8 lanes. Each is placed and routed
-  at every seed of :data:`TABLE_SEEDS` (placement alone moves Fmax by about 10%
-  either way); a row reports the best seed's result and lists every seed's Fmax. A design with more multipliers than the part's 156
-  MULT18X18D blocks is rerun with only the PE multipliers on DSPs, then with
-  as many PE multipliers on DSPs as there are blocks and the rest in logic, then
-  with none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row says so;
+  at every seed of :data:`TABLE_SEEDS` (placement alone moves Fmax by 10-20%); a
+  row reports the best seed's result and lists every seed's Fmax. A design with
+  more multipliers than the part's 156 MULT18X18D blocks is rerun with only the PE
+  multipliers on DSPs, then with every DSP block used and the other multipliers in
+  logic, then with none (``dsp="auto"`` of :func:`.flow.run_ooc`), and the row
+  says so;
 * on the iCE40UP5K-SG48 at a 30 MHz target: square int8 arrays of growing size
   until one does not fit, reporting the largest that does (at the first seed only:
-  these rows are about fit). These use the small
-  memories the part can hold (:func:`ice40_config`);
+  these rows are about fit). These use the small memories the part can hold
+  (:func:`ice40_config`);
 * the ASIC-style estimate (:mod:`.asic`) of each ECP5 config.
 
 Runs go one at a time (each place-and-route keeps a core busy for minutes) and
@@ -28,12 +29,12 @@ import json
 import time
 from pathlib import Path
 
-from .flow import SEED, run_ooc, run_ooc_seeds
+from .flow import SEED, run_ooc_seeds
 from .report import markdown_table
 from .runner import SynthError
 
-__all__ = ["ECP5_PART", "ICE40_PART", "TABLE_SEEDS", "ecp5_configs", "sparse_configs", "ice40_config",
-           "run_table", "cached_result", "render_markdown"]
+__all__ = ["ECP5_PART", "ICE40_PART", "TABLE_SEEDS", "ecp5_configs", "sparse_configs",
+           "ice40_config", "run_table", "cached_result", "render_markdown"]
 
 ECP5_PART = "LFE5U-85F-6BG381C"
 ECP5_TARGET_MHZ = 150.0
@@ -108,7 +109,7 @@ def cached_result(config, part, target_mhz, *, tools=None, dsp="auto",
     the seeds that have one; ``None`` when none has. The tools never run (a run is
     refused at its first stage). Seeds without a cached result are listed in
     ``missing_seeds`` (empty when all have one). A cached misfit raises
-    :class:`SynthError` as :func:`run_ooc` does."""
+    :class:`SynthError` as :func:`.flow.run_ooc` does."""
     found, missing = [], []
     for seed in seeds:
         try:
