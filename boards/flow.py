@@ -287,7 +287,10 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     modes = dsp_modes(dsp)
     dsp_blocks = part.resources.get("MULT18X18D", part.resources.get("SB_MAC16", 0))
     if dsp == "auto" and (_pes(config) or 0) > dsp_blocks:
-        modes = tuple(m for m in modes if m != "array")   # the array alone is too many
+        # The array alone is too many for "array"; on ECP5, where each PE takes a
+        # MULT18X18D of its own through the hook, for "all" too (no Yosys run needed).
+        drop = ("all", "array") if part.family == "ecp5" else ("array",)
+        modes = tuple(m for m in modes if m not in drop)
     if part.family != "ecp5":
         modes = tuple(m for m in modes if m != "fill") or ("all",)   # no hook to budget
     found = select_tools(["yosys", part.nextpnr_tool], tools)

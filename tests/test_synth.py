@@ -1114,17 +1114,22 @@ def test_table_document_has_the_sparse_row_and_names_missing_results():
 
 def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
     """A remembered "too few DSP blocks" in one mode moves on to the next mode's cached
-    result; a miss (the run would start with elaborate) is None; tools never run."""
+    result; a miss (the run would start with elaborate) is None; tools never run. On
+    ECP5 an array with more PEs than DSP blocks skips "all" and "array" (each PE takes a
+    block of its own through the hook)."""
     from accelgen.boards import flow
     from accelgen.boards.runner import SynthError
     from accelgen.boards.table import cached_result
-    cached = {("fill", 1): {"fmax_mhz": 50.0, "multipliers": "fill", "cached": True},
+    cached = {("array", 1): {"fmax_mhz": 40.0, "multipliers": "array", "cached": True},
+              ("fill", 1): {"fmax_mhz": 50.0, "multipliers": "fill", "cached": True},
               ("fill", 3): {"fmax_mhz": 55.0, "multipliers": "fill", "cached": True}}
+    tried = []
 
     def fake(config, part, target, found, seed, dsp, progress, use_cache, keep_files):
+        tried.append((config.rows, dsp))
         if dsp == "all":
             raise SynthError("does-not-fit", f"{config.describe()} does not fit {part.code}: "
-                             "needs 295 MULT18X18D (has 156) (remembered; --no-cache reruns)")
+                             "needs 183 MULT18X18D (has 156) (remembered; --no-cache reruns)")
         if (dsp, seed) in cached:
             return cached[dsp, seed]
         progress("elaborate", "would run")
@@ -1132,8 +1137,14 @@ def test_cached_result_follows_a_remembered_dsp_shortfall(monkeypatch):
 
     monkeypatch.setattr(flow, "_cached_run", fake)
     monkeypatch.setattr(flow, "select_tools", lambda names, tools: {n: None for n in names})
+    # 12x12: 144 PEs fit the 156 blocks, the other multipliers do not
+    found = cached_result(GemmConfig(rows=12, cols=12), "LFE5U-85F-6BG381C", 150)
+    assert tried == [(12, "all"), (12, "array")] and found["multipliers"] == "array"
+    # 16x16: straight to fill
+    tried.clear()
     cfg = GemmConfig(rows=16, cols=16)
     found = cached_result(cfg, "LFE5U-85F-6BG381C", 150)
+    assert tried == [(16, "fill")]
     assert found["fmax_mhz"] == 50.0 and found["multipliers"] == "fill"
     assert found["seeds"] == [{"seed": 1, "fmax_mhz": 50.0, "cached": True}]
     # of seeds 1-3, two are cached: their best, and the missing one named
