@@ -881,7 +881,8 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
     # a seed sweep: seed 1 from the cache, seed 2 placed and routed; the best is kept and
     # every seed's figure listed; the table's cache lookup needs both seeds
     from accelgen.boards.flow import run_ooc_seeds
-    assert cached_result(cfg, "LFE5U-25F-6BG256C", 50, seeds=(1, 2)) is None
+    part_cached = cached_result(cfg, "LFE5U-25F-6BG256C", 50, seeds=(1, 2))
+    assert part_cached["seed"] == 1 and part_cached["missing_seeds"] == [2]
     swept = run_ooc_seeds(cfg, "LFE5U-25F-6BG256C", seeds=(1, 2), target_mhz=50)
     each = {s["seed"]: s for s in swept["seeds"]}
     assert list(each) == [1, 2] and each[1]["cached"] and not each[2]["cached"]
@@ -900,6 +901,7 @@ def test_ecp5_out_of_context_run_fits_and_reports(tmp_path, monkeypatch, need_to
     assert swept["material"]["seed"] == swept["seed"]
     both = cached_result(cfg, "LFE5U-25F-6BG256C", 50, seeds=(1, 2))
     assert both["cache_key"] == swept["cache_key"] and both["seeds"][1]["cached"]
+    assert both["missing_seeds"] == []
 
 
 @pytest.mark.slow
