@@ -252,6 +252,8 @@ def _seconds(r) -> str:
     if r.get("status") in ("not-run", "not-cached") or not s:
         return "-"
     total = sum(v for v in s.values() if isinstance(v, (int, float)))
+    if r.get("fmax_mhz") is None and "remembered" in (r.get("error") or ""):
+        return "-"          # a misfit from the cache: no tool ran
     return f"{total / 60:.1f} min" if total >= 60 else f"{total:.0f} s"
 
 
