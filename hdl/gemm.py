@@ -304,8 +304,9 @@ class GemmCore(wiring.Component):
 
         gate = loaded_all if not cfg.double_buffer else Const(1)
 
+        # least spacing of fold ends (last steps): the array's drain and the sequencer's
+        S = max(array.min_fold_cycles, OS_MIN_FOLD if os_ else WS_MIN_FOLD)
         if os_:
-            S = max(array.min_fold_cycles, OS_MIN_FOLD)
             P = P_os
             # fold position: block of P tile rows starting at ib, row tt in it, column j
             ib = Job(DIM_BITS); tt = Job(range(max(2, P))); j_idx = Job(DIM_BITS)
@@ -475,7 +476,6 @@ class GemmCore(wiring.Component):
                              seq_done.eq(0)]
             seq_abort_sigs = [waiting, stepping]
         else:
-            S = max(array.min_fold_cycles, WS_MIN_FOLD)
             jt = Job(DIM_BITS); kt = Job(DIM_BITS); f_idx = Job(cnt_bits)
             a_base = Job(cnt_bits); c_base = Job(c_aw + 1); wb_base = Job(cnt_bits)
             a_need = Job(cnt_bits); wb_need = Job(cnt_bits)
@@ -873,13 +873,11 @@ class GemmCore(wiring.Component):
                     m.d.sync += [ni_m1.eq(ni - 1), nj_m1.eq(nj - 1), nk_m1.eq(nk - 1),
                                  steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
                     if os_:
-                        S_os = max(array.min_fold_cycles, OS_MIN_FOLD)
                         m.d.sync += [n_a1.eq(groups if P_os == 1
                                              else Mux(ni >= 2, groups * 2, groups)),
-                                     gap_min.eq(Mux(steps < S_os, S_os - steps, 0))]
+                                     gap_min.eq(Mux(steps < S, S - steps, 0))]
                     else:
-                        S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
-                        m.d.sync += [n_a1.eq(n_a), fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)]
+                        m.d.sync += [n_a1.eq(n_a), fold_last.eq(Mux(M > S, M, S) - 1)]
                     last_setup(bad_dim, a_ovf, b_ovf, c_ovf, unsupported)
                     m.next = "CHECK"
             return states
@@ -947,14 +945,12 @@ class GemmCore(wiring.Component):
                         m.d.sync += n_a1.eq(groups if P_os == 1
                                             else Mux(ni >= 2, groups << 1, groups))
                     else:
-                        S_ws = max(array.min_fold_cycles, WS_MIN_FOLD)
-                        m.d.sync += fold_last.eq(Mux(M > S_ws, M, S_ws) - 1)
+                        m.d.sync += fold_last.eq(Mux(M > S, M, S) - 1)
                     m.next = "SETUP3"
                 with m.State("SETUP3"):
                     m.d.sync += [steps_m1.eq(steps - 1), steps_one.eq(steps == 1)]
                     if os_:
-                        S_os = max(array.min_fold_cycles, OS_MIN_FOLD)
-                        m.d.sync += gap_min.eq(Mux(steps < S_os, S_os - steps, 0))
+                        m.d.sync += gap_min.eq(Mux(steps < S, S - steps, 0))
                     m.next = "SETUP4"
                 with m.State("SETUP4"):
                     m.next = "SETUP5"
