@@ -30,7 +30,7 @@ from .runner import Progress, SynthError, run_tool, select_tools
 __all__ = ["DEFAULT_TARGET_MHZ", "SEED", "DSP_MODES", "PE_SOURCE", "RESULT_SCHEMA", "run_ooc",
            "synth_script", "synth_options", "dsp_prelude", "dsp_modes", "dsp_shortfall",
            "fit_problems", "dsp_breakdown", "summarize", "classify_nextpnr_error",
-           "run_ooc_seeds", "parse_seeds"]
+           "run_ooc_seeds", "parse_seeds", "best_of_seeds", "cached_ooc"]
 
 #: Target clock when none is given: the issue's goal on ECP5; a typical iCE40 clock.
 DEFAULT_TARGET_MHZ = {"ecp5": 150.0, "ice40": 30.0}
@@ -357,10 +357,8 @@ def run_ooc_seeds(config, part, *, seeds=(SEED,), jobs: int = 1,
     if jobs > 1 and len(seeds) > 1:
         # the cached seeds first, here (a lookup refuses to run the tools) ...
         for seed in seeds:
-            try:
-                done[seed] = run_ooc(config, part, seed=seed, progress=_refuse_run, **kwargs)
-            except _WouldRun:
-                pass
+            if (hit := cached_ooc(config, part, seed=seed, **kwargs)) is not None:
+                done[seed] = hit
         pending = [s for s in seeds if s not in done]
         if len(pending) > 1:
             # ... the others in worker processes
@@ -384,21 +382,36 @@ def run_ooc_seeds(config, part, *, seeds=(SEED,), jobs: int = 1,
     for i, seed in enumerate(seeds):
         if seed in pending:
             done[seed] = run_ooc(config, part, seed=seed, progress=tagged(i, seed), **kwargs)
-    runs = [(seed, done[seed]) for seed in seeds]
-    best_seed, best = max(runs, key=lambda run: (run[1]["fmax_mhz"] or 0.0, -seeds.index(run[0])))
+    return best_of_seeds([(seed, done[seed]) for seed in seeds])
+
+
+def best_of_seeds(runs) -> dict:
+    """The result of ``runs`` (``[(seed, result)]``) with the best Fmax (the first on a
+    tie), with ``seed`` and every run's ``seeds`` entry (see :func:`run_ooc_seeds`)."""
+    best_seed, best = max(runs, key=lambda run: run[1]["fmax_mhz"] or 0.0)   # first of ties
     return {**best, "seed": best_seed,
             "seeds": [{"seed": seed, "fmax_mhz": r["fmax_mhz"], "cached": bool(r.get("cached"))}
                       for seed, r in runs]}
 
 
-class _WouldRun(Exception):
+class _CacheMiss(Exception):
     pass
 
 
 def _refuse_run(stage, status):
-    # a run on a cache miss reports "elaborate" before any tool starts
+    # a run on a cache miss reports "elaborate" before any tool starts; other reports (a
+    # remembered DSP shortfall moving on to the next DSP mode) pass
     if stage == "elaborate":
-        raise _WouldRun(stage)
+        raise _CacheMiss(stage)
+
+
+def cached_ooc(config, part, *, seed: int = SEED, **kwargs) -> dict | None:
+    """The cached result :func:`run_ooc` would return at ``seed``, or ``None``; the
+    tools never run. A cached misfit raises :class:`SynthError` as :func:`run_ooc` does."""
+    try:
+        return run_ooc(config, part, seed=seed, progress=_refuse_run, **kwargs)
+    except _CacheMiss:
+        return None
 
 
 def _seed_run(config, part, seed, kwargs):

@@ -29,7 +29,7 @@ import json
 import time
 from pathlib import Path
 
-from .flow import SEED, run_ooc_seeds
+from .flow import SEED, best_of_seeds, cached_ooc, run_ooc_seeds
 from .report import markdown_table
 from .runner import SynthError
 
@@ -92,35 +92,22 @@ def _missing(config, part, target, status, error, seconds=None) -> dict:
             "seconds": seconds or {}}
 
 
-class _NotCached(Exception):
-    pass
-
-
-def _refuse(stage, status):
-    # A run on a cache miss starts with "elaborate", before any tool; other reports (a
-    # remembered DSP shortfall moving on to the next DSP mode) pass.
-    if stage == "elaborate":
-        raise _NotCached(stage)
-
-
 def cached_result(config, part, target_mhz, *, tools=None, dsp="auto",
                   seeds=(SEED,)) -> dict | None:
     """The cached out-of-context result :func:`.flow.run_ooc_seeds` would return, from
-    the seeds that have one; ``None`` when none has. The tools never run (a run is
-    refused at its first stage). Seeds without a cached result are listed in
-    ``missing_seeds`` (empty when all have one). A cached misfit raises
-    :class:`SynthError` as :func:`.flow.run_ooc` does."""
+    the seeds that have one; ``None`` when none has. The tools never run. Seeds without
+    a cached result are listed in ``missing_seeds`` (empty when all have one). A cached
+    misfit raises :class:`SynthError` as :func:`.flow.run_ooc` does."""
     found, missing = [], []
     for seed in seeds:
-        try:
-            found.append(run_ooc_seeds(config, part, seeds=(seed,), target_mhz=target_mhz,
-                                       tools=tools, dsp=dsp, progress=_refuse))
-        except _NotCached:
+        hit = cached_ooc(config, part, seed=seed, target_mhz=target_mhz, tools=tools, dsp=dsp)
+        if hit is None:
             missing.append(seed)
+        else:
+            found.append((seed, hit))
     if not found:
         return None
-    best = max(found, key=lambda r: r["fmax_mhz"] or 0.0)      # the first on a tie
-    return {**best, "seeds": [r["seeds"][0] for r in found], "missing_seeds": missing}
+    return {**best_of_seeds(found), "missing_seeds": missing}
 
 
 def _run(config, part, target, tools, progress, use_cache, log, cached_only=False,

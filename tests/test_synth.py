@@ -1072,6 +1072,11 @@ def test_seed_lists_parse_and_bad_ones_are_refused():
     for bad in ((), (1, 1), (-1,), (True,), ("1",)):
         with pytest.raises(ValueError, match="seeds must be distinct non-negative integers"):
             run_ooc_seeds(GemmConfig(rows=2, cols=2), "LFE5U-25F-6BG256C", seeds=bad)
+    from accelgen.boards.flow import best_of_seeds
+    tie = best_of_seeds([(5, {"fmax_mhz": 90.0}), (2, {"fmax_mhz": 99.5}),
+                         (7, {"fmax_mhz": 99.5, "cached": True})])
+    assert tie["seed"] == 2 and [s["seed"] for s in tie["seeds"]] == [5, 2, 7]
+    assert [s["cached"] for s in tie["seeds"]] == [False, False, True]
     with pytest.raises(ValueError, match="jobs must be a positive integer"):
         run_ooc_seeds(GemmConfig(rows=2, cols=2), "LFE5U-25F-6BG256C", seeds=(1, 2), jobs=0)
 
