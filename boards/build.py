@@ -75,9 +75,7 @@ def run_board(config, board: str, *, target_mhz: float | None = None, tools: str
     if abs(target * 1e6 - f_in) >= 1:
         (ecp5_pll if part.family == "ecp5" else ice40_pll)(f_in, target * 1e6)
 
-    modes = dsp_modes(dsp)
-    if part.family != "ecp5":
-        modes = tuple(m for m in modes if m != "fill") or ("all",)   # no hook to budget
+    modes = dsp_modes(dsp, part.family)
     for mode in modes:
         try:
             return _cached_board(config, board, part, target, baud, fifo_depth, seed, mode,

@@ -128,14 +128,19 @@ def dsp_shortfall(error: SynthError) -> bool:
         r in needs for r in ("LUT4", "FF ", "EBR", "SPRAM"))
 
 
-def dsp_modes(dsp: str) -> tuple[str, ...]:
-    """The modes ``dsp`` tries in order: ``"auto"`` means all, array, fill, then none."""
+def dsp_modes(dsp: str, family: str = "ecp5") -> tuple[str, ...]:
+    """The modes ``dsp`` tries in order: ``"auto"`` means all, array, fill, then none.
+    Off ECP5 there is no hook to budget, so "fill" is left out (alone, it is "all")."""
     if dsp == "auto":
-        return DSP_MODES
-    if dsp not in DSP_MODES:
+        modes = DSP_MODES
+    elif dsp not in DSP_MODES:
         raise ValueError(f"DSP mode must be 'auto' or one of {', '.join(map(repr, DSP_MODES))}, "
                          f"not {dsp!r}")
-    return (dsp,)
+    else:
+        modes = (dsp,)
+    if family != "ecp5":
+        modes = tuple(m for m in modes if m != "fill") or ("all",)
+    return modes
 
 
 def fit_problems(cells: dict[str, int], part: Part) -> list[str]:
@@ -284,15 +289,13 @@ def run_ooc(config, part, *, target_mhz: float | None = None, tools: str | None 
     target = float(target_mhz if target_mhz is not None else DEFAULT_TARGET_MHZ[part.family])
     if not target > 0:
         raise ValueError(f"Target clock must be a positive frequency in MHz, not {target_mhz!r}")
-    modes = dsp_modes(dsp)
+    modes = dsp_modes(dsp, part.family)
     dsp_blocks = part.resources.get("MULT18X18D", part.resources.get("SB_MAC16", 0))
     if dsp == "auto" and (_pes(config) or 0) > dsp_blocks:
         # The array alone is too many for "array"; on ECP5, where each PE takes a
         # MULT18X18D of its own through the hook, for "all" too (no Yosys run needed).
         drop = ("all", "array") if part.family == "ecp5" else ("array",)
         modes = tuple(m for m in modes if m not in drop)
-    if part.family != "ecp5":
-        modes = tuple(m for m in modes if m != "fill") or ("all",)   # no hook to budget
     found = select_tools(["yosys", part.nextpnr_tool], tools)
     for mode in modes:
         try:

@@ -213,6 +213,8 @@ def test_dsp_shortfall_and_modes():
     from accelgen.boards.flow import dsp_modes, dsp_shortfall
     from accelgen.boards.runner import SynthError
     assert dsp_modes("auto") == ("all", "array", "fill", "none") and dsp_modes("none") == ("none",)
+    assert dsp_modes("auto", "ice40") == ("all", "array", "none")
+    assert dsp_modes("fill", "ice40") == ("all",)
     with pytest.raises(ValueError, match="DSP mode must be 'auto' or one of"):
         dsp_modes("yes")
     assert dsp_shortfall(SynthError("does-not-fit", "x does not fit y: needs 279 MULT18X18D "
