@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = ["BEL_RESOURCES", "utilization", "fmax", "critical_paths", "format_path",
-           "yosys_cells", "markdown_table", "fmax_from_log"]
+           "yosys_cells", "markdown_table", "fmax_from_log", "seed_fmax"]
 
 #: Resource name -> nextpnr BEL type, per family.
 BEL_RESOURCES: Mapping[str, Mapping[str, str]] = {
@@ -255,3 +255,16 @@ def markdown_table(results: list[Mapping]) -> str:
                *(_fmt_util(util[n]) if n in util else "-" for n in resources)]
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def seed_fmax(result: dict) -> str:
+    """Every seed's Fmax of a seed sweep's result (:func:`.flow.run_ooc_seeds`):
+    ``"1: 118.2, 2: 122.4 (kept), 3: 120.0 MHz"``, and the seeds without a cached
+    result, if any (:func:`.table.cached_result`)."""
+    text = ", ".join(f"{s['seed']}: {s['fmax_mhz']}" + (" (kept)" if s["seed"] == result["seed"]
+                                                         else "")
+                     for s in result.get("seeds") or ()) + " MHz"
+    if result.get("missing_seeds"):
+        text += (f"; seeds {', '.join(map(str, result['missing_seeds']))} not run "
+                 "(no cached result)")
+    return text

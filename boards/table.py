@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from .flow import SEED, best_of_seeds, cached_ooc, run_ooc_seeds
-from .report import markdown_table
+from .report import markdown_table, seed_fmax
 from .runner import SynthError
 
 __all__ = ["ECP5_PART", "ICE40_PART", "TABLE_SEEDS", "ecp5_configs", "sparse_configs",
@@ -131,10 +131,8 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
         return _missing(config, part, target, error.kind, str(error),
                         {"total": round(time.monotonic() - t0, 1)})
     each = ""
-    if len(result.get("seeds") or ()) > 1:
-        each = f" (best of seeds {_seed_fmax(result)})"
-    if result.get("missing_seeds"):
-        each += f" (seeds {_seed_list(result['missing_seeds'])} not cached)"
+    if len(result.get("seeds") or ()) > 1 or result.get("missing_seeds"):
+        each = f" (best of seeds {seed_fmax(result)})"
     log(f"{config.describe()} on {part}: {result['fmax_mhz']} MHz{each}, multipliers on DSPs: "
         f"{result['multipliers']}{' (cached)' if result.get('cached') else ''}")
     return result
@@ -143,16 +141,6 @@ def _run(config, part, target, tools, progress, use_cache, log, cached_only=Fals
 def _seed_list(seeds) -> str:
     return ", ".join(str(s) for s in seeds)
 
-
-def _seed_fmax(result) -> str:
-    """``"1: 118.2, 2: 122.4 (kept), 3: 120.0 MHz"``, every seed's Fmax (and the seeds
-    without a cached result)."""
-    text = ", ".join(f"{s['seed']}: {s['fmax_mhz']}" + (" (kept)" if s["seed"] == result["seed"]
-                                                         else "")
-                     for s in result.get("seeds") or ()) + " MHz"
-    if result.get("missing_seeds"):
-        text += f"; seeds {_seed_list(result['missing_seeds'])} not run (no cached result)"
-    return text
 
 
 def _asic(config, tools, progress, use_cache, log) -> dict:
@@ -280,7 +268,7 @@ def render_markdown(data: dict) -> str:
     if swept:
         lines += [f"Fmax at each nextpnr placement seed (a row above reports the kept, best "
                   f"one; seeds {_seed_list(data.get('seeds') or ())}):", "",
-                  *(f"- {r['design']}: {_seed_fmax(r)}" for r in swept), ""]
+                  *(f"- {r['design']}: {seed_fmax(r)}" for r in swept), ""]
     extra = ["| Config | DSP blocks | per PE | Yosys + nextpnr time (kept seed's run) |",
              "|---|---|---|---|"]
     for r in data["ecp5"] + sparse + data["ice40"]:

@@ -154,9 +154,7 @@ def summary_markdown(result: dict) -> str:
     where = _where(result)
     lines = [f"## {result['design']} on {where}", "", report.markdown_table([result])]
     if len(result.get("seeds") or ()) > 1:
-        lines.append("Fmax at each nextpnr seed (MHz): " + ", ".join(
-            f"{s['seed']}: {s['fmax_mhz']}" for s in result["seeds"])
-            + f"; the row is seed {result['seed']}'s.")
+        lines.append(f"Fmax at each nextpnr seed: {report.seed_fmax(result)}.")
     dsp = result.get("dsp") or {}
     if dsp.get("cell"):
         lines.append(f"DSP blocks: {dsp['total']} {dsp['cell']}, {dsp['array']} in the array "
@@ -216,8 +214,8 @@ def _print_result(console, result: dict) -> None:
     console.print(f"[bold]{result['design']}[/] on {where}: Fmax {fmax} MHz, target "
                   f"{target:g} MHz {mark}{' (cached)' if result.get('cached') else ''}")
     if len(result.get("seeds") or ()) > 1:
-        each = ", ".join(f"{s['seed']}: {s['fmax_mhz']}" for s in result["seeds"])
-        console.print(f"  best of nextpnr seeds (MHz) {each}; kept seed {result['seed']}")
+        from accelgen.boards.report import seed_fmax
+        console.print(f"  Fmax at each nextpnr seed: {seed_fmax(result)}")
     console.print("  " + _fmt_util(result["utilization"]))
     dsp = result.get("dsp") or {}
     if dsp.get("cell"):
