@@ -31,8 +31,8 @@ __all__ = ["SystolicArray"]
 
 
 def _delay(m, sig, n, name, *, reset_less=False):
-    """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``). Data (not control)
-    delays are ``reset_less``: a soft reset need not reach them."""
+    """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``). Data delays (and
+    OS control's) are ``reset_less``: a soft reset need not reach them."""
     cur = sig
     for i in range(n):
         nxt = Signal(sig.shape(), name=f"{name}_d{i + 1}", reset_less=reset_less)
@@ -123,7 +123,10 @@ class SystolicArray(wiring.Component):
 
         # Input skew: row r of `a` (with its control) and column c of `b` delayed r / c cycles.
         a_skew = [_delay(m, self.a.data[r], r, f"a_skew{r}", reset_less=True) for r in range(R)]
-        ctl_skew = [_delay(m, self.a.ctl, r, f"ctl_skew{r}") for r in range(R)]
+        # (OS: the control skew is reset-less like the PEs' control, see
+        # OSProcessingElement; WS's weight swap flags keep their reset)
+        ctl_skew = [_delay(m, self.a.ctl, r, f"ctl_skew{r}",
+                           reset_less=self._dataflow == "os") for r in range(R)]
         b_skew = [_delay(m, self.b.data[c], c, f"b_skew{c}", reset_less=True) for c in range(C)]
 
         if self._dataflow == "os":

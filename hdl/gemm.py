@@ -322,22 +322,26 @@ class GemmCore(wiring.Component):
             # their values of the next cycle, and "the operands are in" kept in a register:
             # compared with the loader's next-cycle counts (off the issue path)
             a_need_d = Signal(cnt_bits); b_need_d = Signal(cnt_bits); data_ok_r = Job()
-            # the words the next fold can need, kept in registers so that "the operands are
-            # in" is four compares of registers, picked by the fold order's branch:
-            # a_need + groups (next row), a_blk + groups (next column), a_blk + groups * (P
-            # + 1) (next block), b_need + steps; gP = groups * P
+            # the words the next fold can need, kept in registers for each branch of the
+            # fold order: a_need + groups (next row), a_blk + groups (next column), a_blk +
+            # groups * (P + 1) (next block), b_need + steps; gP = groups * P
             a_need_row = Job(cnt_bits); a_blk_g1 = Job(cnt_bits)
             a_blk_gP1 = Job(cnt_bits); b_need_row = Job(cnt_bits); gP = Job(cnt_bits)
-            ok_hold, ok_row, ok_blk, ok_col, ok_d = (Signal(name=f"ok_{n}") for n in
-                                                     ("hold", "row", "blk", "col", "d"))
+            # a_need and b_need at the next fold end, picked by the branch it will take
+            # (from the position, like br_row/br_blk, so valid when they are): "the operands
+            # are in" is then two compares of registers for a fold end, two for a hold
+            a_need_nx = Job(cnt_bits); b_need_nx = Job(cnt_bits)
+            ok_hold, ok_nx, ok_d = (Signal(name=f"ok_{n}") for n in ("hold", "nx", "d"))
             # ni - 2, ni - 1 - P, nj - 2 and steps - 2 (negative: never equal to an index),
             # so the "at last" flags of the next index are compares without an add
             ni_m2 = Job(DIM_BITS + 1); ni_m1_mP = Job(DIM_BITS + 2)
             nj_m2 = Job(DIM_BITS + 1); steps_m2 = Job(DIM_BITS + 1); steps_two = Job()
             a_ptr = Job(cnt_bits); b_ptr = Job(cnt_bits)
             c_base = Job(c_aw + 1)
-            gap = Job(8)
-            gap_ok_r = Job()      # gap >= gap_min, kept in a register (off the issue path)
+            # idle cycles still owed before the next fold may start (a down-counter from
+            # gap_min at a fold end, resting at 0), and "none owed" in a register
+            gap_left = Job(8)
+            gap_ok_r = Job()      # gap_left == 0, kept in a register (off the issue path)
             # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
             i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
             # The next fold's position, computed into registers from this fold's (each is
@@ -353,9 +357,12 @@ class GemmCore(wiring.Component):
             nx_blk_need_row = Job(cnt_bits); nx_col_need_row = Job(cnt_bits)
             nx_b_base = Job(cnt_bits); nx_b_need_row = Job(cnt_bits); steps_x2 = Job(cnt_bits)
             nx_c_base = Job(c_aw + 1)
+            row_next = ~((tt == P - 1) | i_at_last)
             m.d.sync += [
-                br_row.eq(~((tt == P - 1) | i_at_last)),
-                br_blk.eq(((tt == P - 1) | i_at_last) & j_at_last),
+                br_row.eq(row_next),
+                br_blk.eq(~row_next & j_at_last),
+                a_need_nx.eq(Mux(row_next, a_need_row, Mux(j_at_last, a_blk_gP1, a_blk_g1))),
+                b_need_nx.eq(Mux(row_next, b_need, Mux(j_at_last, steps, b_need_row))),
                 lf_r.eq(i_at_last & j_at_last),
                 eq_i_row.eq(i_idx == ni_m2), eq_i_blk.eq(ib == ni_m1_mP),
                 eq_i_col.eq(ib == ni_m1), eq_j_col.eq(j_idx == nj_m2),
@@ -368,6 +375,10 @@ class GemmCore(wiring.Component):
                 nx_c_base.eq(c_base + R),
             ]
             waiting = Signal(); stepping = Signal()
+            # stepping & kk_at_last and waiting & steps_one, kept in registers: the fold end
+            # (the last step issues) is then one LUT of flip-flops, and it is the enable of
+            # every position register
+            st_last = Signal(); wt_one = Signal(); fold_end = Signal()
             gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
             k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
             cur_b = Signal(cnt_bits)
@@ -391,6 +402,8 @@ class GemmCore(wiring.Component):
                 cur_b.eq(Mux(stepping, b_ptr, b_base)),
                 last_fold.eq(i_at_last & j_at_last),
                 is_last.eq(Mux(stepping, kk_at_last, steps_one)),
+                # = issuing & is_last (waiting and stepping are never both set)
+                fold_end.eq(st_last | (wt_one & gap_ok_r & data_ok_r)),
                 a_spad.r_addr[0].eq(cur_a),
                 b_spad.r_addr[0].eq(cur_b),
             ]
@@ -403,60 +416,58 @@ class GemmCore(wiring.Component):
                     any_issue.eq(1),
                     step_ctl.valid.eq(1), step_ctl.first.eq(~stepping), step_ctl.last.eq(is_last),
                 ]
-                with m.If(is_last):
-                    m.d.sync += [stepping.eq(0), gap.eq(0), gap_ok_r.eq(gap_min == 0), kk.eq(0),
-                                 kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
-                    # After the last fold the position steps on too (nothing reads it
-                    # until the next job's CHECK sets it): one condition less on its enables.
-                    m.d.sync += waiting.eq(~lf_r)
-                    with m.If(lf_r):
-                        m.d.sync += seq_done.eq(1)
-                    # fold order: blocks of P tile rows; within a block j, then the row
-                    with m.If(br_row):
-                        m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
-                                     a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
-                        m.d.comb += [a_need_d.eq(a_need_row), ok_d.eq(ok_row)]
-                    with m.Elif(br_blk):
-                        m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
-                                     ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
-                                     i_at_last.eq(eq_i_blk),
-                                     a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
-                                     a_base.eq(a_blk_n), b_base.eq(0),
-                                     a_need_row.eq(nx_blk_need_row),
-                                     a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
-                                     b_need_row.eq(steps_x2)]
-                        m.d.comb += [a_need_d.eq(a_blk_gP1), b_need_d.eq(steps),
-                                     ok_d.eq(ok_blk)]
-                    with m.Else():
-                        m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
-                                     i_idx.eq(ib), i_at_last.eq(eq_i_col),
-                                     a_base.eq(a_blk), b_base.eq(nx_b_base),
-                                     a_need_row.eq(nx_col_need_row),
-                                     b_need_row.eq(nx_b_need_row)]
-                        m.d.comb += [a_need_d.eq(a_blk_g1), b_need_d.eq(b_need_row),
-                                     ok_d.eq(ok_col)]
+            # (the position registers' data come from registers picked by registers; the
+            # fold end is only their enable)
+            with m.If(fold_end):
+                m.d.sync += [stepping.eq(0), st_last.eq(0), gap_left.eq(gap_min),
+                             gap_ok_r.eq(gap_min == 0), kk.eq(0),
+                             kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
+                # After the last fold the position steps on too (nothing reads it
+                # until the next job's CHECK sets it): one condition less on its enables.
+                m.d.sync += [waiting.eq(~lf_r), wt_one.eq(~lf_r & steps_one)]
+                m.d.comb += [a_need_d.eq(a_need_nx), b_need_d.eq(b_need_nx), ok_d.eq(ok_nx)]
+                with m.If(lf_r):
+                    m.d.sync += seq_done.eq(1)
+                # fold order: blocks of P tile rows; within a block j, then the row
+                with m.If(br_row):
+                    m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
+                                 a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
+                with m.Elif(br_blk):
+                    m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
+                                 ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
+                                 i_at_last.eq(eq_i_blk),
+                                 a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
+                                 a_base.eq(a_blk_n), b_base.eq(0),
+                                 a_need_row.eq(nx_blk_need_row),
+                                 a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
+                                 b_need_row.eq(steps_x2)]
                 with m.Else():
-                    m.d.sync += [stepping.eq(1), waiting.eq(0), kk.eq(k_cur + 1),
-                                 kk_at_last.eq(Mux(stepping, kk == steps_m2, steps_two)),
-                                 b_ptr.eq(cur_b + 1)]
-                    if sp_n == 1:
-                        m.d.sync += a_ptr.eq(cur_a + 1)
-                    else:
-                        with m.If(s_cur == sp_n - 1):
-                            m.d.sync += [ss.eq(0), a_ptr.eq(cur_a + 1)]
-                        with m.Else():
-                            m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
+                    m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
+                                 i_idx.eq(ib), i_at_last.eq(eq_i_col),
+                                 a_base.eq(a_blk), b_base.eq(nx_b_base),
+                                 a_need_row.eq(nx_col_need_row),
+                                 b_need_row.eq(nx_b_need_row)]
+            with m.Elif(issuing):
+                at_last = Mux(stepping, kk == steps_m2, steps_two)
+                m.d.sync += [stepping.eq(1), waiting.eq(0), wt_one.eq(0), kk.eq(k_cur + 1),
+                             kk_at_last.eq(at_last), st_last.eq(at_last),
+                             b_ptr.eq(cur_b + 1)]
+                if sp_n == 1:
+                    m.d.sync += a_ptr.eq(cur_a + 1)
+                else:
+                    with m.If(s_cur == sp_n - 1):
+                        m.d.sync += [ss.eq(0), a_ptr.eq(cur_a + 1)]
+                    with m.Else():
+                        m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
             with m.Else():
-                with m.If(gap != 255):
-                    m.d.sync += [gap.eq(gap + 1), gap_ok_r.eq(gap + 1 >= gap_min)]
+                with m.If(gap_left != 0):
+                    m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0)]
             # (the loader's published counts of the next cycle are its own counts of this one)
             gate_d = Const(1) if cfg.double_buffer else \
                 ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
             a_n, b_n = loader.a_count_next, loader.b_count_next
             m.d.comb += [ok_hold.eq((a_n >= a_need) & (b_n >= b_need)),
-                         ok_row.eq((a_n >= a_need_row) & (b_n >= b_need)),
-                         ok_blk.eq((a_n >= a_blk_gP1) & (b_n >= steps)),
-                         ok_col.eq((a_n >= a_blk_g1) & (b_n >= b_need_row))]
+                         ok_nx.eq((a_n >= a_need_nx) & (b_n >= b_need_nx))]
             m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d), data_ok_r.eq(ok_d & gate_d)]
 
             def seq_reset():
@@ -471,10 +482,10 @@ class GemmCore(wiring.Component):
                              gP.eq(groups * P),
                              ni_m2.eq(ni_m1 - 1), ni_m1_mP.eq(ni_m1 - P), nj_m2.eq(nj_m1 - 1),
                              steps_m2.eq(steps_m1 - 1), steps_two.eq(steps_m1 == 1),
-                             c_base.eq(0), gap.eq(255), gap_ok_r.eq(1), waiting.eq(1),
-                             stepping.eq(0),
+                             c_base.eq(0), gap_left.eq(0), gap_ok_r.eq(1), waiting.eq(1),
+                             wt_one.eq(steps_one), stepping.eq(0), st_last.eq(0),
                              seq_done.eq(0)]
-            seq_abort_sigs = [waiting, stepping]
+            seq_abort_sigs = [waiting, stepping, st_last, wt_one]
         else:
             jt = Job(DIM_BITS); kt = Job(DIM_BITS); f_idx = Job(cnt_bits)
             a_base = Job(cnt_bits); c_base = Job(c_aw + 1); wb_base = Job(cnt_bits)
@@ -908,19 +919,7 @@ class GemmCore(wiring.Component):
         with m.FSM(name="job"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    # a frame of a rejected earlier job may still be draining; this job's
-                    # frame follows its START, so stop discarding now
-                    m.d.comb += loader.cancel.eq(1)
-                    m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
-                                 mult.eq(self.rq_mult), shift.eq(self.rq_shift),
-                                 self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                                 err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
-                                 self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
-                                 inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
-                                 self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
-                                 final_count.eq(0), out_started.eq(0), flushing.eq(0),
-                                 ahead.eq(0), row_in.eq(0)]
-                    m.next = "SETUP0"
+                    m.next = "SETUP0"      # (its registers: start_job below)
             if cfg.serial_setup:
                 emit_serial_setup()
             else:
@@ -989,18 +988,7 @@ class GemmCore(wiring.Component):
                 with m.If(reject):
                     finish(False)
                 with m.Else():
-                    m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
-                                 out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
-                                 sent_last.eq(out_rows_m1 == 0),
-                                 out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
-                                 out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
-                                 out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
-                                 out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0),
-                                 out_ib_n.eq(P_os)]
-                    if os_ and R >= 2:
-                        m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
-                    seq_reset()
-                    m.next = "RUN"
+                    m.next = "RUN"         # (its registers: accept below)
             with m.State("RUN"):
                 with m.If(loader.err_short | loader.err_long):
                     fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
@@ -1031,4 +1019,35 @@ class GemmCore(wiring.Component):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)
+        # The register writes of IDLE's start and of CHECK's accept, enabled by flip-flops
+        # rather than a decode of the state: IDLE is ~busy (busy is set leaving IDLE and
+        # cleared by finish, which returns there), and `accept` is a pulse high only in
+        # CHECK. (After the FSM, so that they take priority as they did inside it.)
+        start_job = Signal()
+        m.d.comb += start_job.eq(self.start & ~self.busy)
+        # a frame of a rejected earlier job may still be draining; this job's frame
+        # follows its START, so stop discarding now
+        m.d.comb += loader.cancel.eq(start_job)
+        with m.If(start_job):
+            m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
+                         mult.eq(self.rq_mult), shift.eq(self.rq_shift),
+                         self.busy.eq(1), self.done.eq(0), self.error.eq(0),
+                         err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
+                         self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
+                         inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
+                         self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
+                         final_count.eq(0), out_started.eq(0), flushing.eq(0),
+                         ahead.eq(0), row_in.eq(0)]
+        with m.If(accept):
+            m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
+                         out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
+                         sent_last.eq(out_rows_m1 == 0),
+                         out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
+                         out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
+                         out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
+                         out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0),
+                         out_ib_n.eq(P_os)]
+            if os_ and R >= 2:
+                m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
+            seq_reset()
         return m

@@ -117,17 +117,23 @@ class OSProcessingElement(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Only the control registers take a reset. The operand, product, sum and result
-        # registers are read under a valid flag (a fold's first step overwrites the sum),
-        # and a soft reset (ResetInserter skips reset-less signals) would otherwise fan
-        # out to every one of them in every PE.
+        # No register here takes a reset: a soft reset (ResetInserter skips reset-less
+        # signals) would otherwise fan out to every one of them in every PE. The operand,
+        # product, sum and result registers are read under a valid flag (a fold's first
+        # step overwrites the sum). The control registers only shift: what a reset leaves
+        # in them moves on ahead of every later step (all stages advance each cycle) and
+        # reaches a PE before the next job's first step, which overwrites the sum; a
+        # result it latches is never read, since the array's drain chain (outside the
+        # PEs) takes the reset.
         prod = Signal(product_shape(self._a_shape, self._b_shape), reset_less=True)
-        ctl_p = Signal(OSControl)
+        ctl_p = Signal(OSControl, reset_less=True)
+        ctl_o = Signal(OSControl, reset_less=True)
         acc = Signal(signed(self._acc_bits), reset_less=True)
         a_reg = Signal(self.a_out.shape(), reset_less=True)
         b_reg = Signal(self.b_out.shape(), reset_less=True)
         result = Signal(self.result.shape(), reset_less=True)
-        m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg), self.result.eq(result)]
+        m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg), self.result.eq(result),
+                     self.ctl_out.eq(ctl_o)]
 
         if self._group == 1:
             a_val, b_val = a_reg, b_reg
@@ -138,8 +144,8 @@ class OSProcessingElement(wiring.Component):
         m.d.sync += [
             a_reg.eq(self.a_in),
             b_reg.eq(self.b_in),
-            self.ctl_out.eq(self.ctl_in),
-            ctl_p.eq(self.ctl_out),
+            ctl_o.eq(self.ctl_in),
+            ctl_p.eq(ctl_o),
         ]
         mul = registered_multiplier(platform, self._a_shape, self._b_shape, prod.shape())
         if mul is None:
@@ -151,7 +157,7 @@ class OSProcessingElement(wiring.Component):
                          prod.eq(mul.p)]
         # the product's fabric register, and the control delayed alongside
         prod_f = Signal.like(prod, name="prod_f", reset_less=True)
-        ctl_f = Signal(OSControl)
+        ctl_f = Signal(OSControl, reset_less=True)
         m.d.sync += [prod_f.eq(prod), ctl_f.eq(ctl_p)]
         # the sum, or the product alone on a fold's first step: the select comes after the
         # adder, so the step flag (one register driving the whole accumulator) reaches only
