@@ -175,8 +175,10 @@ class SystolicArray(wiring.Component):
             with m.Elif((start | active) & (sel[c] != R - 1)):
                 m.d.sync += sel[c].eq(sel[c] + 1)
         m.d.sync += self.o_valid.eq(start | active)
+        o_row = Signal(self.o_row.shape(), reset_less=True)     # read under o_valid
+        m.d.comb += self.o_row.eq(o_row)
         with m.If(start | active):
-            m.d.sync += [self.o_row.eq(sel[0]), o_tag.eq(cur_tag)]
+            m.d.sync += [o_row.eq(sel[0]), o_tag.eq(cur_tag)]
             for c in range(C):
                 col = Array(pe[r][c].result for r in range(R))
                 m.d.sync += o_data[c].eq(col[sel[c]])

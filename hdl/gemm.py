@@ -119,6 +119,24 @@ SETUP_PRODUCTS = {"os": ("mn", "n_a", "nij", "out_rows", "n_b", "macs_lo", "macs
                   "ws": ("mn", "n_a", "nij", "out_rows", "macs_lo", "macs_hi")}
 
 
+def _count(m, counter, name):
+    """``counter + 1`` into ``counter`` (call under the enable); returns the flags the
+    counter's clear must clear too. From 32 bits up it steps in two halves, the upper
+    one on a registered "lower half is all ones" flag: two carry chains of half the
+    length, and the count is exact every cycle."""
+    w = len(counter)
+    if w < 32:
+        m.d.sync += counter.eq(counter + 1)
+        return []
+    h = w // 2
+    lo, hi = counter[:h], counter[h:]
+    ones = Job(name=f"{name}_lo_ones")
+    m.d.sync += [lo.eq(lo + 1), ones.eq(lo == (1 << h) - 2)]
+    with m.If(ones):
+        m.d.sync += hi.eq(hi + 1)
+    return [ones]
+
+
 def Job(*args, **kwargs):
     """A register that takes no reset (see ``GemmCore.elaborate``)."""
     return Signal(*args, reset_less=True, src_loc_at=1, **kwargs)
@@ -295,10 +313,14 @@ class GemmCore(wiring.Component):
         # once more (block RAM output register); control and tag are delayed to match.
         ctl_q = Signal.like(step_ctl); tag_q = Signal(step_tag.shape(), reset_less=True)
         load_q = Signal(); row_q = Signal(step_row.shape(), reset_less=True)
+        # (the tag's second register is reset-less too: the array reads it under the ctl's
+        # valid flag)
+        tag_r = Signal(step_tag.shape(), reset_less=True)
         m.d.sync += [ctl_q.eq(step_ctl), tag_q.eq(step_tag), load_q.eq(step_load),
                      row_q.eq(step_row),
-                     array.a.ctl.eq(ctl_q), array.tag.eq(tag_q), array.b.load.eq(load_q),
+                     array.a.ctl.eq(ctl_q), tag_r.eq(tag_q), array.b.load.eq(load_q),
                      array.b.row.eq(row_q)]
+        m.d.comb += array.tag.eq(tag_r)
         m.d.comb += [array.a.data.as_value().eq(a_spad.r_data[0]),
                      array.b.data.as_value().eq(b_spad.r_data[0])]
 
@@ -571,7 +593,7 @@ class GemmCore(wiring.Component):
         w_end = Signal(reset_less=True); w_row = Signal(row_bits, reset_less=True)
         s_valid = Signal(); s_addr = Signal(c_aw, reset_less=True); s_final = Signal()
         s_end = Signal(); s_sum = Signal(row_bits, reset_less=True)
-        final_count = Signal(c_aw + 1)     # finished rows (their last write done)
+        final_count = Job(c_aw + 1)        # finished rows (their last write done)
         o_end = array.o_tag.end & ((array.o_row == R - 1) if os_ else 1)
         m.d.sync += [
             w_valid.eq(array.o_valid & running),
@@ -638,7 +660,9 @@ class GemmCore(wiring.Component):
         advance = Signal()
         # final_count > out_addr, kept in a register: ``ahead`` = final_count - out_addr (it
         # goes negative past padding rows, which are skipped without waiting)
-        ahead = Signal(signed(c_aw + 3)); row_in = Signal()
+        # (these two and final_count are cleared at START and change only in a running job:
+        # no reset)
+        ahead = Job(signed(c_aw + 3)); row_in = Job()
         # level + inflight of the output FIFO: rows in it or on their way, kept in one count
         held = Signal(range(OUT_FIFO_DEPTH + 1))
         m.d.comb += [
@@ -769,8 +793,17 @@ class GemmCore(wiring.Component):
         with m.If(s_end):
             m.d.sync += [span.eq(0), span_done.eq(1)]
         # JOB_CYCLES counts to the last output beat: not the finish cycle after it
+        # The last job's counters are reset-less: START clears them (a soft reset leaves the
+        # last job's figures), so the reset's fanout stays with the control registers.
+        job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs = (
+            Job(len(self.macs), name=name) for name in
+            ("job_cycles", "compute_cycles", "in_stall_cycles", "out_stall_cycles", "macs"))
+        m.d.comb += [self.job_cycles.eq(job_cycles), self.compute_cycles.eq(compute_cycles),
+                     self.in_stall_cycles.eq(in_stall_cycles),
+                     self.out_stall_cycles.eq(out_stall_cycles), self.macs.eq(macs)]
+        count_flags = []
         with m.If(self.busy & ~(last_beat_r & running)):
-            m.d.sync += self.job_cycles.eq(self.job_cycles + 1)
+            count_flags += _count(m, job_cycles, "job_cycles")
         # The other counters count a cycle later, from registered conditions (these come
         # from the sequencer's and the port's logic, and would otherwise reach the counters'
         # carry chains through it). Their last count lands by the cycle `done` shows: the
@@ -780,11 +813,11 @@ class GemmCore(wiring.Component):
                      inc_out.eq(self.busy & self.m_valid & ~self.m_ready),
                      inc_compute.eq((span | (any_issue & running)) & ~seq_stall)]
         with m.If(inc_in):
-            m.d.sync += self.in_stall_cycles.eq(self.in_stall_cycles + 1)
+            count_flags += _count(m, in_stall_cycles, "in_stall_cycles")
         with m.If(inc_out):
-            m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles + 1)
+            count_flags += _count(m, out_stall_cycles, "out_stall_cycles")
         with m.If(inc_compute):
-            m.d.sync += self.compute_cycles.eq(self.compute_cycles + 1)
+            count_flags += _count(m, compute_cycles, "compute_cycles")
 
 
         # -- job control -----------------------------------------------------------------
@@ -793,7 +826,7 @@ class GemmCore(wiring.Component):
             m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
                          flushing.eq(0), aborting.eq(0), self.jobs.eq(self.jobs + 1)]
             if ok:
-                m.d.sync += self.macs.eq(macs_job)
+                m.d.sync += macs.eq(macs_job)
             m.next = "IDLE"
 
         def fail(code):
@@ -991,18 +1024,7 @@ class GemmCore(wiring.Component):
                     m.next = "RUN"         # (its registers: accept below)
             with m.State("RUN"):
                 with m.If(loader.err_short | loader.err_long):
-                    fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
-                    # (no loader.abort: the loader raised the error as it left its loading
-                    # states, so it is idle now and discards the rest of a cut-off frame
-                    # itself; keeping its error pulse out of its own enables shortens them)
-                    m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0)]
-                    for sig in seq_abort_sigs:
-                        m.d.sync += sig.eq(0)
-                    with m.If(out_started):
-                        m.d.sync += flushing.eq(1)
-                    with m.Else():
-                        m.d.sync += out_active.eq(0)
-                    m.next = "ABORT"
+                    m.next = "ABORT"       # (its registers: stream_error below)
                 with m.Elif(mode_noout & span_done):
                     finish(True)
                 with m.Elif(last_beat_r):
@@ -1019,10 +1041,11 @@ class GemmCore(wiring.Component):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)
-        # The register writes of IDLE's start and of CHECK's accept, enabled by flip-flops
-        # rather than a decode of the state: IDLE is ~busy (busy is set leaving IDLE and
-        # cleared by finish, which returns there), and `accept` is a pulse high only in
-        # CHECK. (After the FSM, so that they take priority as they did inside it.)
+        # The register writes of IDLE's start, CHECK's accept and RUN's stream error, enabled
+        # by flip-flops rather than a decode of the state: IDLE is ~busy (busy is set
+        # leaving IDLE and cleared by finish, which returns there), `accept` is a pulse
+        # high only in CHECK, and RUN is `running`. (After the FSM, so that they take
+        # priority over the logic before it as they did inside it.)
         start_job = Signal()
         m.d.comb += start_job.eq(self.start & ~self.busy)
         # a frame of a rejected earlier job may still be draining; this job's frame
@@ -1032,12 +1055,27 @@ class GemmCore(wiring.Component):
             m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
                          mult.eq(self.rq_mult), shift.eq(self.rq_shift),
                          self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                         err_code.eq(0), self.job_cycles.eq(0), self.compute_cycles.eq(0),
-                         self.in_stall_cycles.eq(0), self.out_stall_cycles.eq(0),
-                         inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
-                         self.macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
+                         err_code.eq(0), job_cycles.eq(0), compute_cycles.eq(0),
+                         in_stall_cycles.eq(0), out_stall_cycles.eq(0),
+                         *(flag.eq(0) for flag in count_flags), inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
+                         macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
                          final_count.eq(0), out_started.eq(0), flushing.eq(0),
                          ahead.eq(0), row_in.eq(0)]
+        # RUN is `running` (set by accept, cleared by finish and here)
+        stream_error = Signal()
+        m.d.comb += stream_error.eq(running & (loader.err_short | loader.err_long))
+        with m.If(stream_error):
+            fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
+            # (no loader.abort: the loader raised the error as it left its loading
+            # states, so it is idle now and discards the rest of a cut-off frame
+            # itself; keeping its error pulse out of its own enables shortens them)
+            m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0)]
+            for sig in seq_abort_sigs:
+                m.d.sync += sig.eq(0)
+            with m.If(out_started):
+                m.d.sync += flushing.eq(1)
+            with m.Else():
+                m.d.sync += out_active.eq(0)
         with m.If(accept):
             m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                          out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
