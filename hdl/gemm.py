@@ -178,6 +178,9 @@ class GemmCore(wiring.Component):
     mode : In(4)
         Bits: ACCUMULATE, REQUANT, RELU, NO_OUTPUT.
     rq_mult : In(16), rq_shift : In(6)
+    hard_reset : In(1)
+        The enclosing domain's own reset, without the soft reset a ``ResetInserter``
+        adds: it clears the counters, which a soft reset leaves (they restart at START).
     busy, done, error : Out(1)
     error_code : Out(8)
     job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs : Out(counter_bits)
@@ -195,7 +198,7 @@ class GemmCore(wiring.Component):
         cb = config.counter_bits
         super().__init__({
             "start": In(1), "m": In(DIM_BITS), "k": In(DIM_BITS), "n": In(DIM_BITS),
-            "mode": In(4), "rq_mult": In(16), "rq_shift": In(6),
+            "mode": In(4), "rq_mult": In(16), "rq_shift": In(6), "hard_reset": In(1),
             "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(8),
             "job_cycles": Out(cb), "compute_cycles": Out(cb), "in_stall_cycles": Out(cb),
             "out_stall_cycles": Out(cb), "macs": Out(cb), "jobs": Out(min(32, cb)),
@@ -793,8 +796,9 @@ class GemmCore(wiring.Component):
         with m.If(s_end):
             m.d.sync += [span.eq(0), span_done.eq(1)]
         # JOB_CYCLES counts to the last output beat: not the finish cycle after it
-        # The last job's counters are reset-less: START clears them (a soft reset leaves the
-        # last job's figures), so the reset's fanout stays with the control registers.
+        # The last job's counters take no soft reset: START clears them (a soft reset leaves
+        # the last job's figures), the hard reset too (below), so the soft reset's fanout
+        # stays with the control registers and theirs starts at the hard reset's flip-flop.
         job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs = (
             Job(len(self.macs), name=name) for name in
             ("job_cycles", "compute_cycles", "in_stall_cycles", "out_stall_cycles", "macs"))
@@ -1088,4 +1092,8 @@ class GemmCore(wiring.Component):
             if os_ and R >= 2:
                 m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
             seq_reset()
+        with m.If(self.hard_reset):
+            m.d.sync += [job_cycles.eq(0), compute_cycles.eq(0), in_stall_cycles.eq(0),
+                         out_stall_cycles.eq(0), macs.eq(0),
+                         *(flag.eq(0) for flag in count_flags)]
         return m

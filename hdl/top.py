@@ -6,7 +6,7 @@ LiteX SoC or a cocotbext-axi testbench without glue. ``aresetn`` is active low
 and synchronous.
 """
 
-from amaranth import Module, Signal, ResetInserter
+from amaranth import Module, Signal, ResetInserter, ResetSignal
 from amaranth.lib import wiring
 
 from .config import GemmConfig
@@ -62,6 +62,7 @@ class GemmTop(wiring.Component):
         m.d.comb += [
             soft_reset.eq(csr.wo_CTRL[reset_bit]),     # a register: see AXI4LiteCSR
             core.start.eq(csr.wo_CTRL[start_bit] & ~csr.wo_CTRL[reset_bit]),
+            core.hard_reset.eq(ResetSignal()),
             core.m.eq(csr.rw_M), core.k.eq(csr.rw_K), core.n.eq(csr.rw_N),
             core.mode.eq(csr.rw_MODE), core.rq_mult.eq(csr.rw_RQ_MULT),
             core.rq_shift.eq(csr.rw_RQ_SHIFT),
