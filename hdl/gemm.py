@@ -802,6 +802,10 @@ class GemmCore(wiring.Component):
         job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs = (
             Job(len(self.macs), name=name) for name in
             ("job_cycles", "compute_cycles", "in_stall_cycles", "out_stall_cycles", "macs"))
+        # (the registers behind the ports, by port name: tests/test_mutants.py reaches them)
+        self._counter_regs = {"job_cycles": job_cycles, "compute_cycles": compute_cycles,
+                              "in_stall_cycles": in_stall_cycles,
+                              "out_stall_cycles": out_stall_cycles, "macs": macs}
         m.d.comb += [self.job_cycles.eq(job_cycles), self.compute_cycles.eq(compute_cycles),
                      self.in_stall_cycles.eq(in_stall_cycles),
                      self.out_stall_cycles.eq(out_stall_cycles), self.macs.eq(macs)]

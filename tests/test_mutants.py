@@ -84,9 +84,10 @@ def out_stalls_undercounted(monkeypatch):
             # the core counts a stall cycle one cycle later, from a registered condition:
             # the mutant holds the count on an odd value the cycle after a stall
             stalled = Signal()
+            count = self._counter_regs["out_stall_cycles"]   # the register behind the port
             m.d.sync += stalled.eq(self.busy & self.m_valid & ~self.m_ready)
-            with m.If(stalled & self.out_stall_cycles[0]):
-                m.d.sync += self.out_stall_cycles.eq(self.out_stall_cycles)
+            with m.If(stalled & count[0]):
+                m.d.sync += count.eq(count)
             return m
 
     monkeypatch.setattr(top, "GemmCore", GemmCore)
