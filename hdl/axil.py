@@ -174,10 +174,16 @@ class AXI4LiteCSR(wiring.Component):
                         continue
                     with m.Case(w & ((1 << lo_bits) - 1)):
                         m.d.sync += group_q[g].eq(self._read_value(r, hi_latch))
-        # reading a counter's _LO word latches its _HI word, for a coherent 64-bit read
+        # reading a counter's _LO word latches its _HI word, for a coherent 64-bit read: the
+        # cycle after the read's AR handshake (under `pending` and a registered "the address
+        # is the _LO word"), from a copy of _HI taken the handshake's cycle, as _LO is
         for c in rmap.counters:
-            with m.If(accept_r & (idx == rmap.offset(f"{c}_LO") >> 2)):
-                m.d.sync += hi_latch[c].eq(getattr(self, f"cnt_{c}")[32:])
+            is_lo = Signal(name=f"is_lo_{c}")
+            hi_d = Signal(32, name=f"hi_d_{c}", reset_less=True)
+            m.d.sync += [is_lo.eq(idx == rmap.offset(f"{c}_LO") >> 2),
+                         hi_d.eq(getattr(self, f"cnt_{c}")[32:])]
+            with m.If(pending & is_lo):
+                m.d.sync += hi_latch[c].eq(hi_d)
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(pending):

@@ -829,6 +829,12 @@ class GemmCore(wiring.Component):
 
 
         # -- job control -----------------------------------------------------------------
+        # The loader's stream error pulses, registered: the abort they start reaches most
+        # of the control registers, and the loader sits by the stream port, away from them
+        # (the job aborts a cycle later; the abort drains whatever issued meanwhile)
+        err_any_r = Signal(); err_short_r = Signal()
+        m.d.sync += [err_any_r.eq(loader.err_short | loader.err_long),
+                     err_short_r.eq(loader.err_short)]
         def finish(ok):
             m.d.sync += [*(sig.eq(0) for sig in seq_abort_sigs)]
             m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
@@ -1031,7 +1037,7 @@ class GemmCore(wiring.Component):
                 with m.Else():
                     m.next = "RUN"         # (its registers: accept below)
             with m.State("RUN"):
-                with m.If(loader.err_short | loader.err_long):
+                with m.If(err_any_r):
                     m.next = "ABORT"       # (its registers: stream_error below)
                 with m.Elif(mode_noout & span_done):
                     finish(True)
@@ -1071,9 +1077,9 @@ class GemmCore(wiring.Component):
                          ahead.eq(0), row_in.eq(0)]
         # RUN is `running` (set by accept, cleared by finish and here)
         stream_error = Signal()
-        m.d.comb += stream_error.eq(running & (loader.err_short | loader.err_long))
+        m.d.comb += stream_error.eq(running & err_any_r)
         with m.If(stream_error):
-            fail(Mux(loader.err_short, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
+            fail(Mux(err_short_r, ERR["SHORT_STREAM"], ERR["LONG_STREAM"]))
             # (no loader.abort: the loader raised the error as it left its loading
             # states, so it is idle now and discards the rest of a cut-off frame
             # itself; keeping its error pulse out of its own enables shortens them)
