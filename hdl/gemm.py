@@ -400,11 +400,11 @@ class GemmCore(wiring.Component):
                 nx_c_base.eq(c_base + R),
             ]
             waiting = Signal(); stepping = Signal()
-            # stepping & kk_at_last and waiting & steps_one, kept in registers: the fold end
-            # (the last step issues) is then one LUT of flip-flops, and it is the enable of
-            # every position register
-            st_last = Signal(); wt_one = Signal(); fold_end = Signal()
-            gap_ok = Signal(); data_ok = Signal(); go = Signal(); issuing = Signal()
+            # stepping & kk_at_last, waiting & gap_ok_r, and that & steps_one, kept in
+            # registers: the fold end (the last step issues) is then st_last | (wg1 &
+            # data_ok_r), three flip-flops, and it is the enable of every position register
+            st_last = Signal(); wg = Signal(); wg1 = Signal(); fold_end = Signal()
+            data_ok = Signal(); go = Signal(); issuing = Signal()
             k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
             cur_b = Signal(cnt_bits)
             last_fold = Signal(); is_last = Signal()
@@ -412,14 +412,13 @@ class GemmCore(wiring.Component):
             # of M k, the N steps of a group reading the same A word.
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
-                gap_ok.eq(gap_ok_r),
                 data_ok.eq(data_ok_r),
                 a_need_d.eq(a_need), b_need_d.eq(b_need),
                 ok_d.eq(ok_hold),
                 # (waiting implies running: it is set at CHECK and cleared by the last
                 # fold, an abort and finish)
-                go.eq(waiting & gap_ok & data_ok),
-                seq_stall.eq(waiting & gap_ok & ~data_ok),
+                go.eq(wg & data_ok),
+                seq_stall.eq(wg & ~data_ok),
                 issuing.eq(go | stepping),
                 k_cur.eq(Mux(stepping, kk, 0)),
                 s_cur.eq(Mux(stepping, ss, 0)),
@@ -428,7 +427,7 @@ class GemmCore(wiring.Component):
                 last_fold.eq(i_at_last & j_at_last),
                 is_last.eq(Mux(stepping, kk_at_last, steps_one)),
                 # = issuing & is_last (waiting and stepping are never both set)
-                fold_end.eq(st_last | (wt_one & gap_ok_r & data_ok_r)),
+                fold_end.eq(st_last | (wg1 & data_ok_r)),
                 a_spad.r_addr[0].eq(cur_a),
                 b_spad.r_addr[0].eq(cur_b),
             ]
@@ -449,7 +448,8 @@ class GemmCore(wiring.Component):
                              kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
                 # After the last fold the position steps on too (nothing reads it
                 # until the next job's CHECK sets it): one condition less on its enables.
-                m.d.sync += [waiting.eq(~lf_r), wt_one.eq(~lf_r & steps_one)]
+                m.d.sync += [waiting.eq(~lf_r), wg.eq(~lf_r & (gap_min == 0)),
+                             wg1.eq(~lf_r & (gap_min == 0) & steps_one)]
                 m.d.comb += [a_need_d.eq(a_need_nx), b_need_d.eq(b_need_nx), ok_d.eq(ok_nx)]
                 with m.If(lf_r):
                     m.d.sync += seq_done.eq(1)
@@ -474,7 +474,7 @@ class GemmCore(wiring.Component):
                                  b_need_row.eq(nx_b_need_row)]
             with m.Elif(issuing):
                 at_last = Mux(stepping, kk == steps_m2, steps_two)
-                m.d.sync += [stepping.eq(1), waiting.eq(0), wt_one.eq(0), kk.eq(k_cur + 1),
+                m.d.sync += [stepping.eq(1), waiting.eq(0), wg.eq(0), wg1.eq(0), kk.eq(k_cur + 1),
                              kk_at_last.eq(at_last), st_last.eq(at_last),
                              b_ptr.eq(cur_b + 1)]
                 if sp_n == 1:
@@ -486,7 +486,9 @@ class GemmCore(wiring.Component):
                         m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
             with m.Else():
                 with m.If(gap_left != 0):
-                    m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0)]
+                    m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0),
+                                 wg.eq(waiting & (gap_left[1:] == 0)),
+                                 wg1.eq(waiting & steps_one & (gap_left[1:] == 0))]
             # (the loader's published counts of the next cycle are its own counts of this one)
             gate_d = Const(1) if cfg.double_buffer else \
                 ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
@@ -508,9 +510,9 @@ class GemmCore(wiring.Component):
                              ni_m2.eq(ni_m1 - 1), ni_m1_mP.eq(ni_m1 - P), nj_m2.eq(nj_m1 - 1),
                              steps_m2.eq(steps_m1 - 1), steps_two.eq(steps_m1 == 1),
                              c_base.eq(0), gap_left.eq(0), gap_ok_r.eq(1), waiting.eq(1),
-                             wt_one.eq(steps_one), stepping.eq(0), st_last.eq(0),
+                             wg.eq(1), wg1.eq(steps_one), stepping.eq(0), st_last.eq(0),
                              seq_done.eq(0)]
-            seq_abort_sigs = [waiting, stepping, st_last, wt_one]
+            seq_abort_sigs = [waiting, stepping, st_last, wg, wg1]
         else:
             jt = Job(DIM_BITS); kt = Job(DIM_BITS); f_idx = Job(cnt_bits)
             a_base = Job(cnt_bits); c_base = Job(c_aw + 1); wb_base = Job(cnt_bits)
@@ -668,10 +670,18 @@ class GemmCore(wiring.Component):
         ahead = Job(signed(c_aw + 3)); row_in = Job()
         # level + inflight of the output FIFO: rows in it or on their way, kept in one count
         held = Signal(range(OUT_FIFO_DEPTH + 1))
+        # held < OUT_FIFO_DEPTH (room for one more row), kept in a register
+        room = Signal(init=1)
+        pop = Signal()
+        # With double buffering the output needs no gate, and `flushing` is folded into
+        # the row_in register (an aborting job's padding starts a cycle later): "a row
+        # may issue" is then three flip-flops, and the tile-row end enable a LUT of them.
+        ready_in = row_in if cfg.double_buffer else ((row_in & out_gate) | flushing)
         m.d.comb += [
             row_ok.eq(row_ok_r if os_ else 1),
-            ready_row.eq((row_in & out_gate) | flushing),
-            credit_ok.eq(held < OUT_FIFO_DEPTH),
+            ready_row.eq(ready_in),
+            credit_ok.eq(room),
+            pop.eq(fifo.r_en & fifo.r_rdy),
             out_issue.eq(out_active & row_ok & ready_row & credit_ok),
             advance.eq(out_active & (out_issue | ~row_ok)),
             acc_mem.r_addr[1].eq(out_addr),
@@ -679,8 +689,11 @@ class GemmCore(wiring.Component):
         ge0, ge1, ge2 = ~ahead[-1], ~ahead[-1] & ahead.any(), ~ahead[-1] & ahead[1:].any()
         m.d.sync += [
             ahead.eq(ahead + s_final - advance),
-            row_in.eq(Mux(s_final, Mux(advance, ge1, ge0), Mux(advance, ge2, ge1))),
-            held.eq(held + out_issue - (fifo.r_en & fifo.r_rdy)),
+            row_in.eq(Mux(s_final, Mux(advance, ge1, ge0), Mux(advance, ge2, ge1))
+                      | (flushing if cfg.double_buffer else 0)),
+            held.eq(held + out_issue - pop),
+            room.eq(Mux(out_issue, Mux(pop, held < OUT_FIFO_DEPTH, held < OUT_FIFO_DEPTH - 1),
+                        Mux(pop, 1, held < OUT_FIFO_DEPTH))),
         ]
         issued_last = Signal()
         # The tile-row end's values (next tile row, column or block), for R >= 2 computed
@@ -829,14 +842,20 @@ class GemmCore(wiring.Component):
 
 
         # -- job control -----------------------------------------------------------------
+        # "nothing of the output is left", registered for ABORT's finish: once the output
+        # engine is stopped (out_active low) nothing enters its pipeline, so it stays true
+        out_empty_r = Signal()
+        m.d.sync += out_empty_r.eq(~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
+                                   & ~sk_valid & ~pk_valid & ~Cat(*rd_valid).any())
         # The loader's stream error pulses, registered: the abort they start reaches most
         # of the control registers, and the loader sits by the stream port, away from them
         # (the job aborts a cycle later; the abort drains whatever issued meanwhile)
         err_any_r = Signal(); err_short_r = Signal()
         m.d.sync += [err_any_r.eq(loader.err_short | loader.err_long),
                      err_short_r.eq(loader.err_short)]
+        # (finish leaves the sequencer alone: a job's last fold, a stream error's abort and
+        # a reset leave it stopped, and CHECK's reject comes before it starts)
         def finish(ok):
-            m.d.sync += [*(sig.eq(0) for sig in seq_abort_sigs)]
             m.d.sync += [self.busy.eq(0), self.done.eq(1), running.eq(0), out_active.eq(0),
                          flushing.eq(0), aborting.eq(0), self.jobs.eq(self.jobs + 1)]
             if ok:
@@ -1049,9 +1068,7 @@ class GemmCore(wiring.Component):
                 with m.If(abort_wait != abort_cycles):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
                 drained = abort_wait == abort_cycles
-                with m.If(drained & ~out_active & (inflight == 0) & ~fifo.r_rdy & ~packer.o_valid
-                          & ~sk_valid & ~pk_valid
-                          & ~Cat(*rd_valid).any()):
+                with m.If(drained & out_empty_r):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)
