@@ -341,7 +341,7 @@ class GemmCore(wiring.Component):
             # step position in the fold: step kk, slot ss of the group
             kk = Job(DIM_BITS); ss = Job(range(max(2, sp_n)))
             # scratchpad bases of the fold (a_blk: of the block), the words it needs, and the
-            # address pointers of the step in progress
+            # address pointers of the next step (between folds: the next fold's bases)
             a_base = Job(cnt_bits); a_blk = Job(cnt_bits); b_base = Job(cnt_bits)
             a_need = Job(cnt_bits); b_need = Job(cnt_bits)
             # their values of the next cycle, and "the operands are in" kept in a register:
@@ -360,7 +360,7 @@ class GemmCore(wiring.Component):
             # ni - 2, ni - 1 - P, nj - 2 and steps - 2 (negative: never equal to an index),
             # so the "at last" flags of the next index are compares without an add
             ni_m2 = Job(DIM_BITS + 1); ni_m1_mP = Job(DIM_BITS + 2)
-            nj_m2 = Job(DIM_BITS + 1); steps_m2 = Job(DIM_BITS + 1); steps_two = Job()
+            nj_m2 = Job(DIM_BITS + 1); steps_m2 = Job(DIM_BITS + 1)
             a_ptr = Job(cnt_bits); b_ptr = Job(cnt_bits)
             c_base = Job(c_aw + 1)
             # idle cycles still owed before the next fold may start (a down-counter from
@@ -420,12 +420,14 @@ class GemmCore(wiring.Component):
                 go.eq(wg & data_ok),
                 seq_stall.eq(wg & ~data_ok),
                 issuing.eq(go | stepping),
-                k_cur.eq(Mux(stepping, kk, 0)),
-                s_cur.eq(Mux(stepping, ss, 0)),
-                cur_a.eq(Mux(stepping, a_ptr, a_base)),
-                cur_b.eq(Mux(stepping, b_ptr, b_base)),
+                # (between folds kk, ss and kk_at_last hold their first step's values and the
+                # pointers the next fold's bases: the scratchpad addresses are flip-flops)
+                k_cur.eq(kk),
+                s_cur.eq(ss),
+                cur_a.eq(a_ptr),
+                cur_b.eq(b_ptr),
                 last_fold.eq(i_at_last & j_at_last),
-                is_last.eq(Mux(stepping, kk_at_last, steps_one)),
+                is_last.eq(kk_at_last),
                 # = issuing & is_last (waiting and stepping are never both set)
                 fold_end.eq(st_last | (wg1 & data_ok_r)),
                 a_spad.r_addr[0].eq(cur_a),
@@ -456,13 +458,15 @@ class GemmCore(wiring.Component):
                 # fold order: blocks of P tile rows; within a block j, then the row
                 with m.If(br_row):
                     m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
-                                 a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
+                                 a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row),
+                                 a_ptr.eq(nx_a_base), b_ptr.eq(b_base)]
                 with m.Elif(br_blk):
                     m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
                                  ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
                                  i_at_last.eq(eq_i_blk),
                                  a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
                                  a_base.eq(a_blk_n), b_base.eq(0),
+                                 a_ptr.eq(a_blk_n), b_ptr.eq(0),
                                  a_need_row.eq(nx_blk_need_row),
                                  a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
                                  b_need_row.eq(steps_x2)]
@@ -470,10 +474,11 @@ class GemmCore(wiring.Component):
                     m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
                                  i_idx.eq(ib), i_at_last.eq(eq_i_col),
                                  a_base.eq(a_blk), b_base.eq(nx_b_base),
+                                 a_ptr.eq(a_blk), b_ptr.eq(nx_b_base),
                                  a_need_row.eq(nx_col_need_row),
                                  b_need_row.eq(nx_b_need_row)]
             with m.Elif(issuing):
-                at_last = Mux(stepping, kk == steps_m2, steps_two)
+                at_last = kk == steps_m2
                 m.d.sync += [stepping.eq(1), waiting.eq(0), wg.eq(0), wg1.eq(0), kk.eq(k_cur + 1),
                              kk_at_last.eq(at_last), st_last.eq(at_last),
                              b_ptr.eq(cur_b + 1)]
@@ -503,12 +508,13 @@ class GemmCore(wiring.Component):
                              ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
+                             a_ptr.eq(0), b_ptr.eq(0),
                              data_ok_r.eq(0),   # no word of this job is in yet
                              a_need_row.eq(groups * 2), a_blk_g1.eq(groups),
                              a_blk_gP1.eq(groups * (P + 1)), b_need_row.eq(steps * 2),
                              gP.eq(groups * P),
                              ni_m2.eq(ni_m1 - 1), ni_m1_mP.eq(ni_m1 - P), nj_m2.eq(nj_m1 - 1),
-                             steps_m2.eq(steps_m1 - 1), steps_two.eq(steps_m1 == 1),
+                             steps_m2.eq(steps_m1 - 1),
                              c_base.eq(0), gap_left.eq(0), gap_ok_r.eq(1), waiting.eq(1),
                              wg.eq(1), wg1.eq(steps_one), stepping.eq(0), st_last.eq(0),
                              seq_done.eq(0)]
