@@ -723,32 +723,45 @@ class GemmCore(wiring.Component):
                     m.d.sync += reg.eq(value)
                     nxt[key] = reg
                 r_end = Signal()
-                with m.If(advance):
-                    m.d.sync += r_end.eq(~r_end & (out_r == R - 2))
+                r_end_d = Mux(advance, ~r_end & (out_r == R - 2), r_end)
+                m.d.sync += r_end.eq(r_end_d)
             else:
                 r_end = Const(1)
+            t_br, j_br = nxt["t_br"], nxt["j_br"]
+            if R >= 3:
+                # Which tile-row end (next tile row, block or column) the next advance makes,
+                # in registers: r_end of the next cycle with the branch flags of this one
+                # (valid: tile-row ends are R >= 3 advances apart, the flags two cycles
+                # after one). The tile-row end's enables are then the advance and one flag.
+                e_row, e_blk, e_col = Signal(), Signal(), Signal()
+                m.d.sync += [e_row.eq(r_end_d & t_br), e_blk.eq(r_end_d & ~t_br & j_br),
+                             e_col.eq(r_end_d & ~t_br & ~j_br)]
+                end_flags = [e_row, e_blk, e_col]
+            else:
+                e_row, e_blk, e_col = r_end & t_br, r_end & ~t_br & j_br, r_end & ~t_br & ~j_br
+                end_flags = []
         with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
             if os_:
+                # the sequencer's fold order (blocks of P_os tile rows, j, row)
+                with m.If(e_row):
+                    m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
+                                 out_ibase.eq(nxt["ibase_R"]), out_abs.eq(nxt["ibase_R"]),
+                                 row_ok_r.eq(nxt["lt_mR"]), out_i_last.eq(nxt["eq_i"])]
+                with m.If(e_blk):
+                    m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
+                                 out_i.eq(out_ib_n), out_ib_n.eq(nxt["ib_n"]),
+                                 out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
+                                 out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
+                                 row_ok_r.eq(blk_n_ok), blk_n_ok.eq(nxt["blk_n_ok"]),
+                                 out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
+                with m.If(e_col):
+                    m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
+                                 out_ibase.eq(out_blk), out_abs.eq(out_blk),
+                                 row_ok_r.eq(nxt["lt_blk"]),
+                                 out_j_last.eq(nxt["eq_j"]), out_i_last.eq(nxt["eq_ib"])]
                 with m.If(r_end):
-                    # the sequencer's fold order (blocks of P_os tile rows, j, row)
                     m.d.sync += out_r.eq(0)
-                    with m.If(nxt["t_br"]):
-                        m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
-                                     out_ibase.eq(nxt["ibase_R"]), out_abs.eq(nxt["ibase_R"]),
-                                     row_ok_r.eq(nxt["lt_mR"]), out_i_last.eq(nxt["eq_i"])]
-                    with m.Elif(nxt["j_br"]):
-                        m.d.sync += [out_j.eq(0), out_t.eq(0), out_ib.eq(out_ib_n),
-                                     out_i.eq(out_ib_n), out_ib_n.eq(nxt["ib_n"]),
-                                     out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
-                                     out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
-                                     row_ok_r.eq(blk_n_ok), blk_n_ok.eq(nxt["blk_n_ok"]),
-                                     out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
-                    with m.Else():
-                        m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
-                                     out_ibase.eq(out_blk), out_abs.eq(out_blk),
-                                     row_ok_r.eq(nxt["lt_blk"]),
-                                     out_j_last.eq(nxt["eq_j"]), out_i_last.eq(nxt["eq_ib"])]
                 with m.Else():
                     # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
                     m.d.sync += [out_r.eq(out_r + 1), out_abs.eq(out_abs + 1),
@@ -1124,6 +1137,8 @@ class GemmCore(wiring.Component):
                          out_ib_n.eq(P_os)]
             if os_ and R >= 2:
                 m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
+            if os_:
+                m.d.sync += [flag.eq(0) for flag in end_flags]
             seq_reset()
         with m.If(self.hard_reset):
             m.d.sync += [job_cycles.eq(0), compute_cycles.eq(0), in_stall_cycles.eq(0),
