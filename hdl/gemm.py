@@ -295,10 +295,11 @@ class GemmCore(wiring.Component):
         abort_cycles = array.latency + R + 16
         abort_wait = Signal(range(abort_cycles + 1))
         seq_done = Signal()       # all steps issued
-        span = Signal()           # compute span: first step issued .. last row written
-        span_done = Signal()
+        # (span, span_done and out_started are cleared at START and read only in a running
+        # job, or under busy: no reset)
+        span = Job()              # compute span: first step issued .. last row written
+        span_done = Job()
         seq_stall = Signal()      # sequencer waiting for operands
-        issued_any = Signal()
         err_code = Signal(8)
 
         loaded_all = Signal()
@@ -649,7 +650,7 @@ class GemmCore(wiring.Component):
         m.d.comb += pk_in.eq(Mux(pk_valid, pk_data, fifo.r_data))
         m.submodules.packer = packer = Packer(cfg.stream_bits, out_formats)
 
-        out_active = Signal(); out_started = Signal(); flushing = Signal()
+        out_active = Signal(); out_started = Job(); flushing = Signal()
         out_addr = Job(c_aw + 1); out_r = Job(range(max(2, R))); out_j = Job(DIM_BITS)
         out_ibase = Job(DIM_BITS + 8); out_sent = Job(cnt_bits)
         out_i = Job(DIM_BITS); out_ib = Job(DIM_BITS); out_t = Job(range(max(2, P_os)))
@@ -824,7 +825,7 @@ class GemmCore(wiring.Component):
         last_beat_r = Signal()
         m.d.sync += last_beat_r.eq(last_beat)
         with m.If(any_issue & running):
-            m.d.sync += [span.eq(1), issued_any.eq(1)]
+            m.d.sync += span.eq(1)
         with m.If(s_end):
             m.d.sync += [span.eq(0), span_done.eq(1)]
         # JOB_CYCLES counts to the last output beat: not the finish cycle after it
@@ -851,7 +852,7 @@ class GemmCore(wiring.Component):
         inc_in = Signal(); inc_out = Signal(); inc_compute = Signal()
         m.d.sync += [inc_in.eq(self.busy & seq_stall),
                      inc_out.eq(self.busy & self.m_valid & ~self.m_ready),
-                     inc_compute.eq((span | (any_issue & running)) & ~seq_stall)]
+                     inc_compute.eq(self.busy & (span | (any_issue & running)) & ~seq_stall)]
         with m.If(inc_in):
             count_flags += _count(m, in_stall_cycles, "in_stall_cycles")
         with m.If(inc_out):
@@ -1108,7 +1109,7 @@ class GemmCore(wiring.Component):
                          err_code.eq(0), job_cycles.eq(0), compute_cycles.eq(0),
                          in_stall_cycles.eq(0), out_stall_cycles.eq(0),
                          *(flag.eq(0) for flag in count_flags), inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
-                         macs.eq(0), span.eq(0), span_done.eq(0), issued_any.eq(0),
+                         macs.eq(0), span.eq(0), span_done.eq(0),
                          final_count.eq(0), out_started.eq(0), flushing.eq(0),
                          ahead.eq(0), row_in.eq(0)]
         # RUN is `running` (set by accept, cleared by finish and here)

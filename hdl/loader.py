@@ -96,7 +96,14 @@ class Loader(wiring.Component):
         q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
         discard = Signal()
 
-        m.d.sync += [self.err_short.eq(0), self.err_long.eq(0)]
+        # The error pulses and the write enables are reset-less too: an error pulse acts only
+        # on a running job (which a reset stops), and a write the cycle after a reset lands
+        # below the word count the next job's reads wait for, which rewrites it first.
+        err_short = Signal(reset_less=True); err_long = Signal(reset_less=True)
+        we_r = {k: Signal(reset_less=True, name=f"{k}_we_r") for k in ("a", "b")}
+        m.d.comb += [self.err_short.eq(err_short), self.err_long.eq(err_long),
+                     self.a_we.eq(we_r["a"]), self.b_we.eq(we_r["b"])]
+        m.d.sync += [err_short.eq(0), err_long.eq(0)]
         # the loader's own counts and write ports; the outputs are these, registered
         a_cnt, b_cnt = self.a_count_next, self.b_count_next
         a_we, a_data = Signal(name="a_we_n"), Signal.like(self.a_data, name="a_data_n")
@@ -105,8 +112,8 @@ class Loader(wiring.Component):
         for name in ("a_addr", "a_data", "b_addr", "b_data"):
             ports[name] = Signal(getattr(self, name).shape(), name=f"{name}_r", reset_less=True)
             m.d.comb += getattr(self, name).eq(ports[name])
-        m.d.sync += [self.a_we.eq(a_we), ports["a_addr"].eq(a_cnt), ports["a_data"].eq(a_data),
-                     self.b_we.eq(b_we), ports["b_addr"].eq(b_cnt), ports["b_data"].eq(b_data),
+        m.d.sync += [we_r["a"].eq(a_we), ports["a_addr"].eq(a_cnt), ports["a_data"].eq(a_data),
+                     we_r["b"].eq(b_we), ports["b_addr"].eq(b_cnt), ports["b_data"].eq(b_data),
                      self.a_count.eq(a_cnt), self.b_count.eq(b_cnt)]
 
         # ``count == last`` of each segment, kept in registers (a wide compare on the
@@ -188,7 +195,7 @@ class Loader(wiring.Component):
                         stepped(seg, count)
                         nxt(last_word, beat_last=self.s_last)
                     with m.Elif(self.s_last):
-                        m.d.sync += [self.err_short.eq(1), q.eq(0)]
+                        m.d.sync += [err_short.eq(1), q.eq(0)]
                         m.next = "IDLE"
 
         # A frame cut off mid-way (abort, or no TLAST where it was due) is certainly still
@@ -244,11 +251,11 @@ class Loader(wiring.Component):
                 def go(last_word, beat_last=None):
                     bl = buf_last if beat_last is None else beat_last
                     with m.If(bl & ~last_word):
-                        m.d.sync += self.err_short.eq(1)
+                        m.d.sync += err_short.eq(1)
                         m.next = "IDLE"
                     with m.Elif(last_word):
                         with m.If(bl):
-                            m.d.sync += self.err_short.eq(1)   # frame ended too early
+                            m.d.sync += err_short.eq(1)   # frame ended too early
                             m.next = "IDLE"
                         with m.Else():
                             enter(target.lower())
@@ -259,10 +266,10 @@ class Loader(wiring.Component):
                 bl = buf_last if beat_last is None else beat_last
                 with m.If(last_word):
                     with m.If(~bl):
-                        m.d.sync += [self.err_long.eq(1), discard.eq(1), hard.eq(1)]
+                        m.d.sync += [err_long.eq(1), discard.eq(1), hard.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(bl):
-                    m.d.sync += self.err_short.eq(1)
+                    m.d.sync += err_short.eq(1)
                     m.next = "IDLE"
 
             def after_b(last_word, beat_last=None):
