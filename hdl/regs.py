@@ -190,7 +190,8 @@ GEMM_ERRORS = (
 
 COUNTERS = (
     ("JOB_CYCLES", "cycles from the accepted start to the last result beat accepted "
-                   "(all counters describe the last job and restart at START)"),
+                   "(all counters describe the last job: they restart at START, "
+                   "SOFT_RESET leaves them and aresetn clears them)"),
     ("COMPUTE_CYCLES", "cycles from the first operand entering the array to the last result "
                        "leaving it, minus the cycles of that span stalled on input"),
     ("IN_STALL_CYCLES", "cycles the array sequencer waited for operands to arrive"),
