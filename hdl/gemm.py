@@ -417,7 +417,7 @@ class GemmCore(wiring.Component):
                 a_need_d.eq(a_need), b_need_d.eq(b_need),
                 ok_d.eq(ok_hold),
                 # (waiting implies running: it is set at CHECK and cleared by the last
-                # fold, an abort and finish)
+                # fold, a stream error's abort and a reset)
                 go.eq(wg & data_ok),
                 seq_stall.eq(wg & ~data_ok),
                 issuing.eq(go | stepping),
