@@ -119,7 +119,7 @@ SETUP_PRODUCTS = {"os": ("mn", "n_a", "nij", "out_rows", "n_b", "macs_lo", "macs
                   "ws": ("mn", "n_a", "nij", "out_rows", "macs_lo", "macs_hi")}
 
 
-def _count(m, counter, name):
+def _count(m, counter):
     """``counter + 1`` into ``counter`` (call under the enable); returns the flags the
     counter's clear must clear too. From 32 bits up it steps in two halves, the upper
     one on a registered "lower half is all ones" flag: two carry chains of half the
@@ -130,7 +130,7 @@ def _count(m, counter, name):
         return []
     h = w // 2
     lo, hi = counter[:h], counter[h:]
-    ones = Job(name=f"{name}_lo_ones")
+    ones = Job(name=f"{counter.name}_lo_ones")
     m.d.sync += [lo.eq(lo + 1), ones.eq(lo == (1 << h) - 2)]
     with m.If(ones):
         m.d.sync += hi.eq(hi + 1)
@@ -832,19 +832,15 @@ class GemmCore(wiring.Component):
         # The last job's counters take no soft reset: START clears them (a soft reset leaves
         # the last job's figures), the hard reset too (below), so the soft reset's fanout
         # stays with the control registers and theirs starts at the hard reset's flip-flop.
-        job_cycles, compute_cycles, in_stall_cycles, out_stall_cycles, macs = (
-            Job(len(self.macs), name=name) for name in
-            ("job_cycles", "compute_cycles", "in_stall_cycles", "out_stall_cycles", "macs"))
         # (the registers behind the ports, by port name: tests/test_mutants.py reaches them)
-        self._counter_regs = {"job_cycles": job_cycles, "compute_cycles": compute_cycles,
-                              "in_stall_cycles": in_stall_cycles,
-                              "out_stall_cycles": out_stall_cycles, "macs": macs}
-        m.d.comb += [self.job_cycles.eq(job_cycles), self.compute_cycles.eq(compute_cycles),
-                     self.in_stall_cycles.eq(in_stall_cycles),
-                     self.out_stall_cycles.eq(out_stall_cycles), self.macs.eq(macs)]
+        self._counter_regs = cnt = {
+            name: Job(len(self.macs), name=name) for name in
+            ("job_cycles", "compute_cycles", "in_stall_cycles", "out_stall_cycles", "macs")}
+        m.d.comb += [getattr(self, name).eq(reg) for name, reg in cnt.items()]
+        macs = cnt["macs"]
         count_flags = []
         with m.If(self.busy & ~(last_beat_r & running)):
-            count_flags += _count(m, job_cycles, "job_cycles")
+            count_flags += _count(m, cnt["job_cycles"])
         # The other counters count a cycle later, from registered conditions (these come
         # from the sequencer's and the port's logic, and would otherwise reach the counters'
         # carry chains through it). Their last count lands by the cycle `done` shows: the
@@ -854,11 +850,11 @@ class GemmCore(wiring.Component):
                      inc_out.eq(self.busy & self.m_valid & ~self.m_ready),
                      inc_compute.eq(self.busy & (span | (any_issue & running)) & ~seq_stall)]
         with m.If(inc_in):
-            count_flags += _count(m, in_stall_cycles, "in_stall_cycles")
+            count_flags += _count(m, cnt["in_stall_cycles"])
         with m.If(inc_out):
-            count_flags += _count(m, out_stall_cycles, "out_stall_cycles")
+            count_flags += _count(m, cnt["out_stall_cycles"])
         with m.If(inc_compute):
-            count_flags += _count(m, compute_cycles, "compute_cycles")
+            count_flags += _count(m, cnt["compute_cycles"])
 
 
         # -- job control -----------------------------------------------------------------
@@ -1097,6 +1093,7 @@ class GemmCore(wiring.Component):
         # leaving IDLE and cleared by finish, which returns there), `accept` is a pulse
         # high only in CHECK, and RUN is `running`. (After the FSM, so that they take
         # priority over the logic before it as they did inside it.)
+        counter_state = [*cnt.values(), *count_flags]     # what START and hard_reset clear
         start_job = Signal()
         m.d.comb += start_job.eq(self.start & ~self.busy)
         # a frame of a rejected earlier job may still be draining; this job's frame
@@ -1106,10 +1103,9 @@ class GemmCore(wiring.Component):
             m.d.sync += [M.eq(self.m), K.eq(self.k), N.eq(self.n), mode.eq(self.mode),
                          mult.eq(self.rq_mult), shift.eq(self.rq_shift),
                          self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                         err_code.eq(0), job_cycles.eq(0), compute_cycles.eq(0),
-                         in_stall_cycles.eq(0), out_stall_cycles.eq(0),
-                         *(flag.eq(0) for flag in count_flags), inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
-                         macs.eq(0), span.eq(0), span_done.eq(0),
+                         err_code.eq(0), *(reg.eq(0) for reg in counter_state),
+                         inc_in.eq(0), inc_out.eq(0), inc_compute.eq(0),
+                         span.eq(0), span_done.eq(0),
                          final_count.eq(0), out_started.eq(0), flushing.eq(0),
                          ahead.eq(0), row_in.eq(0)]
         # RUN is `running` (set by accept, cleared by finish and here)
@@ -1142,7 +1138,5 @@ class GemmCore(wiring.Component):
                 m.d.sync += [flag.eq(0) for flag in end_flags]
             seq_reset()
         with m.If(self.hard_reset):
-            m.d.sync += [job_cycles.eq(0), compute_cycles.eq(0), in_stall_cycles.eq(0),
-                         out_stall_cycles.eq(0), macs.eq(0),
-                         *(flag.eq(0) for flag in count_flags)]
+            m.d.sync += [reg.eq(0) for reg in counter_state]
         return m
