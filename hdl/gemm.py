@@ -69,10 +69,10 @@ WRITEBACK = ACC_READ_LATENCY + 2
 #: row comes after the write of its previous sum has landed.
 WS_MIN_FOLD = ACC_READ_LATENCY + 2
 #: OS: least spacing of consecutive fold ends, whatever the array's drain needs (a 1x1
-#: array needs one cycle). The sequencer's next-fold values are registers computed from
-#: its fold position, valid a cycle after the position changes; two cycles between fold
-#: ends give them that cycle.
-OS_MIN_FOLD = 2
+#: array needs one cycle). The sequencer's fold position steps a cycle after a fold end
+#: (its enable is the fold end in a register) and its next-fold values are registers
+#: computed from the position, valid a cycle after that: three cycles between fold ends.
+OS_MIN_FOLD = 3
 # OS fold order: blocks of this many tile rows (dense, N:M sparse), j inner, then the rows of
 # the block. With N:M sparsity a fold consumes a B tile in fewer cycles than the tile takes to
 # stream in; two rows per block use each B tile twice while the first tiles arrive.
@@ -294,6 +294,9 @@ class GemmCore(wiring.Component):
         aborting = Signal()
         abort_cycles = array.latency + R + 16
         abort_wait = Signal(range(abort_cycles + 1))
+        # abort_wait == abort_cycles, a cycle late (cleared with abort_wait at an abort)
+        drained_r = Signal()
+        m.d.sync += drained_r.eq(abort_wait == abort_cycles)
         seq_done = Signal()       # all steps issued
         # (span, span_done and out_started are cleared at START and read only in a running
         # job, or under busy: no reset)
@@ -371,11 +374,11 @@ class GemmCore(wiring.Component):
             # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
             i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
             # The next fold's position, computed into registers from this fold's (each is
-            # valid the cycle after the position changes, and fold ends are at least
-            # OS_MIN_FOLD cycles apart): the fold end then only selects among registers.
-            # br_row / br_blk: which branch of the fold order the next fold end takes (else
-            # the next column); lf_r: this is the job's last fold.
-            br_row = Job(); br_blk = Job(); lf_r = Job()
+            # valid the cycle after the position changes, which is the cycle after a fold
+            # end, and fold ends are at least OS_MIN_FOLD cycles apart): the fold end then
+            # only selects among registers. br_row / br_blk: which branch of the fold order
+            # the next fold end takes (else the next column).
+            br_row = Job(); br_blk = Job()
             eq_i_row = Job(); eq_i_blk = Job(); eq_i_col = Job(); eq_j_col = Job()
             nx_tt = Job(range(max(2, P))); nx_i = Job(DIM_BITS); nx_j = Job(DIM_BITS)
             nx_ib_n = Job(DIM_BITS); nx_a_blk_n = Job(cnt_bits); nx_a_blk_gP1 = Job(cnt_bits)
@@ -389,7 +392,6 @@ class GemmCore(wiring.Component):
                 br_blk.eq(~row_next & j_at_last),
                 a_need_nx.eq(Mux(row_next, a_need_row, Mux(j_at_last, a_blk_gP1, a_blk_g1))),
                 b_need_nx.eq(Mux(row_next, b_need, Mux(j_at_last, steps, b_need_row))),
-                lf_r.eq(i_at_last & j_at_last),
                 eq_i_row.eq(i_idx == ni_m2), eq_i_blk.eq(ib == ni_m1_mP),
                 eq_i_col.eq(ib == ni_m1), eq_j_col.eq(j_idx == nj_m2),
                 nx_tt.eq(tt + 1), nx_i.eq(i_idx + 1), nx_j.eq(j_idx + 1),
@@ -406,14 +408,22 @@ class GemmCore(wiring.Component):
             # data_ok_r), three flip-flops, and it is the enable of every position register
             st_last = Signal(); wg = Signal(); wg1 = Signal(); fold_end = Signal()
             data_ok = Signal(); go = Signal(); issuing = Signal()
-            k_cur = Signal(DIM_BITS); s_cur = Signal.like(ss); cur_a = Signal(cnt_bits)
-            cur_b = Signal(cnt_bits)
-            last_fold = Signal(); is_last = Signal()
+            # The control flags above take their own copy of "the operands are in", kept
+            # inverted (so that synthesis keeps two flip-flops): data_ok_r's fan-out is the
+            # pointers, step counters and needs; this one's is five flags.
+            data_nok_k = Signal(init=1); dk = Signal(); fold_end_k = Signal(); issuing_k = Signal()
+            # The fold position (tt, i, j, ib, bases, needs of the next folds) steps the cycle
+            # after a fold end, enabled by this register rather than by the operands' arrival
+            pos_en = Signal()
+            # this fold is the job's last (its steps' tag end), loaded at each fold end from
+            # the next position's flags
+            last_fold = Job(); is_last = Signal()
             # A fold is `steps` array steps: K when dense; with N:M, N kept slots per group
             # of M k, the N steps of a group reading the same A word.
             m.d.comb += [
                 # the fold's last step lands >= S cycles after the previous fold's
                 data_ok.eq(data_ok_r),
+                dk.eq(~data_nok_k),
                 a_need_d.eq(a_need), b_need_d.eq(b_need),
                 ok_d.eq(ok_hold),
                 # (waiting implies running: it is set at CHECK and cleared by the last
@@ -421,18 +431,15 @@ class GemmCore(wiring.Component):
                 go.eq(wg & data_ok),
                 seq_stall.eq(wg & ~data_ok),
                 issuing.eq(go | stepping),
-                # (between folds kk, ss and kk_at_last hold their first step's values and the
-                # pointers the next fold's bases: the scratchpad addresses are flip-flops)
-                k_cur.eq(kk),
-                s_cur.eq(ss),
-                cur_a.eq(a_ptr),
-                cur_b.eq(b_ptr),
-                last_fold.eq(i_at_last & j_at_last),
+                issuing_k.eq((wg & dk) | stepping),
                 is_last.eq(kk_at_last),
                 # = issuing & is_last (waiting and stepping are never both set)
                 fold_end.eq(st_last | (wg1 & data_ok_r)),
-                a_spad.r_addr[0].eq(cur_a),
-                b_spad.r_addr[0].eq(cur_b),
+                fold_end_k.eq(st_last | (wg1 & dk)),
+                # (between folds kk, ss and kk_at_last hold their first step's values and the
+                # pointers the next fold's bases: the scratchpad addresses are flip-flops)
+                a_spad.r_addr[0].eq(a_ptr),
+                b_spad.r_addr[0].eq(b_ptr),
             ]
             # the step's tag whether or not a step issues (the array reads it under the
             # step's valid flag): no reset or enable on the tag registers
@@ -443,31 +450,64 @@ class GemmCore(wiring.Component):
                     any_issue.eq(1),
                     step_ctl.valid.eq(1), step_ctl.first.eq(~stepping), step_ctl.last.eq(is_last),
                 ]
-            # (the position registers' data come from registers picked by registers; the
-            # fold end is only their enable)
-            with m.If(fold_end):
-                m.d.sync += [stepping.eq(0), st_last.eq(0), gap_left.eq(gap_min),
-                             gap_ok_r.eq(gap_min == 0), kk.eq(0),
-                             kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base)]
+            # The control flags (on their copy of the operands' flag): the fold end, a step,
+            # or the gap before a short fold counting down
+            with m.If(fold_end_k):
                 # After the last fold the position steps on too (nothing reads it
                 # until the next job's CHECK sets it): one condition less on its enables.
-                m.d.sync += [waiting.eq(~lf_r), wg.eq(~lf_r & (gap_min == 0)),
-                             wg1.eq(~lf_r & (gap_min == 0) & steps_one)]
+                m.d.sync += [stepping.eq(0), st_last.eq(0), waiting.eq(~last_fold),
+                             wg.eq(~last_fold & (gap_min == 0)),
+                             wg1.eq(~last_fold & (gap_min == 0) & steps_one)]
+            with m.Elif(issuing_k):
+                m.d.sync += [stepping.eq(1), waiting.eq(0), wg.eq(0), wg1.eq(0),
+                             st_last.eq(kk == steps_m2)]
+            with m.Elif(gap_left != 0):
+                m.d.sync += [wg.eq(waiting & (gap_left[1:] == 0)),
+                             wg1.eq(waiting & steps_one & (gap_left[1:] == 0))]
+            # The step position and the next fold's pointers, needs and tag: the next
+            # fold may issue the cycle after a fold end. (Their data come from registers
+            # picked by registers; the fold end is only their enable.)
+            with m.If(fold_end):
+                m.d.sync += [gap_left.eq(gap_min), gap_ok_r.eq(gap_min == 0), kk.eq(0),
+                             kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base),
+                             last_fold.eq(Mux(br_row, eq_i_row & j_at_last,
+                                              Mux(br_blk, eq_i_blk & (nj_m1 == 0),
+                                                  eq_i_col & eq_j_col)))]
                 m.d.comb += [a_need_d.eq(a_need_nx), b_need_d.eq(b_need_nx), ok_d.eq(ok_nx)]
-                with m.If(lf_r):
+                with m.If(last_fold):
                     m.d.sync += seq_done.eq(1)
-                # fold order: blocks of P tile rows; within a block j, then the row
+                with m.If(br_row):
+                    m.d.sync += [a_ptr.eq(nx_a_base), b_ptr.eq(b_base)]
+                with m.Elif(br_blk):
+                    m.d.sync += [a_ptr.eq(a_blk_n), b_ptr.eq(0)]
+                with m.Else():
+                    m.d.sync += [a_ptr.eq(a_blk), b_ptr.eq(nx_b_base)]
+            with m.Elif(issuing):
+                m.d.sync += [kk.eq(kk + 1), kk_at_last.eq(kk == steps_m2), b_ptr.eq(b_ptr + 1)]
+                if sp_n == 1:
+                    m.d.sync += a_ptr.eq(a_ptr + 1)
+                else:
+                    with m.If(ss == sp_n - 1):
+                        m.d.sync += [ss.eq(0), a_ptr.eq(a_ptr + 1)]
+                    with m.Else():
+                        m.d.sync += ss.eq(ss + 1)
+            with m.Else():
+                with m.If(gap_left != 0):
+                    m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0)]
+            # The fold position, the cycle after the fold end (br_row/br_blk and the nx_
+            # values still describe the fold that ended): fold order, blocks of P tile rows;
+            # within a block j, then the row.
+            m.d.sync += pos_en.eq(fold_end)
+            with m.If(pos_en):
                 with m.If(br_row):
                     m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
-                                 a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row),
-                                 a_ptr.eq(nx_a_base), b_ptr.eq(b_base)]
+                                 a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
                 with m.Elif(br_blk):
                     m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
                                  ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
                                  i_at_last.eq(eq_i_blk),
                                  a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
                                  a_base.eq(a_blk_n), b_base.eq(0),
-                                 a_ptr.eq(a_blk_n), b_ptr.eq(0),
                                  a_need_row.eq(nx_blk_need_row),
                                  a_blk_g1.eq(a_blk_gP1), a_blk_gP1.eq(nx_a_blk_gP1),
                                  b_need_row.eq(steps_x2)]
@@ -475,33 +515,16 @@ class GemmCore(wiring.Component):
                     m.d.sync += [tt.eq(0), j_idx.eq(nx_j), j_at_last.eq(eq_j_col),
                                  i_idx.eq(ib), i_at_last.eq(eq_i_col),
                                  a_base.eq(a_blk), b_base.eq(nx_b_base),
-                                 a_ptr.eq(a_blk), b_ptr.eq(nx_b_base),
                                  a_need_row.eq(nx_col_need_row),
                                  b_need_row.eq(nx_b_need_row)]
-            with m.Elif(issuing):
-                at_last = kk == steps_m2
-                m.d.sync += [stepping.eq(1), waiting.eq(0), wg.eq(0), wg1.eq(0), kk.eq(k_cur + 1),
-                             kk_at_last.eq(at_last), st_last.eq(at_last),
-                             b_ptr.eq(cur_b + 1)]
-                if sp_n == 1:
-                    m.d.sync += a_ptr.eq(cur_a + 1)
-                else:
-                    with m.If(s_cur == sp_n - 1):
-                        m.d.sync += [ss.eq(0), a_ptr.eq(cur_a + 1)]
-                    with m.Else():
-                        m.d.sync += [ss.eq(s_cur + 1), a_ptr.eq(cur_a)]
-            with m.Else():
-                with m.If(gap_left != 0):
-                    m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0),
-                                 wg.eq(waiting & (gap_left[1:] == 0)),
-                                 wg1.eq(waiting & steps_one & (gap_left[1:] == 0))]
             # (the loader's published counts of the next cycle are its own counts of this one)
             gate_d = Const(1) if cfg.double_buffer else \
                 ((loader.a_count_next == n_a[:cnt_bits]) & (loader.b_count_next == n_b[:cnt_bits]))
             a_n, b_n = loader.a_count_next, loader.b_count_next
             m.d.comb += [ok_hold.eq((a_n >= a_need) & (b_n >= b_need)),
                          ok_nx.eq((a_n >= a_need_nx) & (b_n >= b_need_nx))]
-            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d), data_ok_r.eq(ok_d & gate_d)]
+            m.d.sync += [a_need.eq(a_need_d), b_need.eq(b_need_d), data_ok_r.eq(ok_d & gate_d),
+                         data_nok_k.eq(~(ok_d & gate_d))]
 
             def seq_reset():
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
@@ -510,7 +533,8 @@ class GemmCore(wiring.Component):
                              kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
                              a_ptr.eq(0), b_ptr.eq(0),
-                             data_ok_r.eq(0),   # no word of this job is in yet
+                             data_ok_r.eq(0), data_nok_k.eq(1),   # no word of this job is in yet
+                             last_fold.eq((ni_m1 == 0) & (nj_m1 == 0)), pos_en.eq(0),
                              a_need_row.eq(groups * 2), a_blk_g1.eq(groups),
                              a_blk_gP1.eq(groups * (P + 1)), b_need_row.eq(steps * 2),
                              gP.eq(groups * P),
@@ -655,7 +679,8 @@ class GemmCore(wiring.Component):
         out_ibase = Job(DIM_BITS + 8); out_sent = Job(cnt_bits)
         out_i = Job(DIM_BITS); out_ib = Job(DIM_BITS); out_t = Job(range(max(2, P_os)))
         out_blk = Job(DIM_BITS + 8)      # out_ib * R
-        out_abs = Job(DIM_BITS + 8)      # out_ibase + out_r, kept in a register
+        out_abs = Job(DIM_BITS + 8)      # out_ibase + out_r, kept in a register (R < 3)
+        out_rel = Job(signed(DIM_BITS + 10))   # out_abs - (M - 1) (R >= 3)
         row_ok_r = Job()                 # out_abs < M, kept in a register likewise
         out_i_last = Job(); out_j_last = Job()    # out_i == ni_m1, out_j == nj_m1, too
         sent_last = Job()                   # out_sent == out_rows_m1, too
@@ -694,8 +719,11 @@ class GemmCore(wiring.Component):
             acc_mem.r_addr[1].eq(out_addr),
         ]
         ge0, ge1, ge2 = ~ahead[-1], ~ahead[-1] & ahead.any(), ~ahead[-1] & ahead[1:].any()
+        # (both sums from registers, the advance picking one: it is off the adders)
+        ahead_up = Signal.like(ahead); ahead_dn = Signal.like(ahead)
+        m.d.comb += [ahead_up.eq(ahead + s_final), ahead_dn.eq(ahead - ~s_final)]
         m.d.sync += [
-            ahead.eq(ahead + s_final - advance),
+            ahead.eq(Mux(advance, ahead_dn, ahead_up)),
             row_in.eq(Mux(s_final, Mux(advance, ge1, ge0), Mux(advance, ge2, ge1))
                       | (flushing if cfg.double_buffer else 0)),
             held.eq(held + out_issue - pop),
@@ -730,20 +758,48 @@ class GemmCore(wiring.Component):
                 r_end = Const(1)
             t_br, j_br = nxt["t_br"], nxt["j_br"]
             if R >= 3:
-                # Which tile-row end (next tile row, block or column) the next advance makes,
-                # in registers: r_end of the next cycle with the branch flags of this one
-                # (valid: tile-row ends are R >= 3 advances apart, the flags two cycles
-                # after one). The tile-row end's enables are then the advance and one flag.
-                e_row, e_blk, e_col = Signal(), Signal(), Signal()
-                m.d.sync += [e_row.eq(r_end_d & t_br), e_blk.eq(r_end_d & ~t_br & j_br),
-                             e_col.eq(r_end_d & ~t_br & ~j_br)]
-                end_flags = [e_row, e_blk, e_col]
+                # Every position register's value after the next tile-row end (next tile
+                # row, block or column, picked by the branch flags), in registers: valid
+                # three cycles after a tile-row end (position, then the nxt registers, then
+                # these), and tile-row ends are R >= 3 advances apart. The tile-row end is
+                # then one enable (advance & r_end) of registers loading registers. The row
+                # index is kept as out_rel = out_abs - (M - 1), so that "the next row is
+                # inside M" after a step within the tile row is its sign bit.
+                def pick(row, blk, col):
+                    return Mux(t_br, row, Mux(j_br, blk, col))
+                nj0 = nj_m1 == 0
+                ends = [
+                    (out_t, pick(nxt["t1"], 0, 0)),
+                    (out_i, pick(nxt["i1"], out_ib_n, out_ib)),
+                    (out_j, pick(out_j, 0, nxt["j1"])),
+                    (out_ib, pick(out_ib, out_ib_n, out_ib)),
+                    (out_ib_n, pick(out_ib_n, nxt["ib_n"], out_ib_n)),
+                    (out_blk, pick(out_blk, out_blk_n, out_blk)),
+                    (out_blk_n, pick(out_blk_n, nxt["blk_n"], out_blk_n)),
+                    (out_ibase, pick(nxt["ibase_R"], out_blk_n, out_blk)),
+                    (out_rel, pick(nxt["ibase_R"] - m_m1, out_blk_n - m_m1, out_blk - m_m1)),
+                    (row_ok_r, pick(nxt["lt_mR"], blk_n_ok, nxt["lt_blk"])),
+                    (blk_n_ok, pick(blk_n_ok, nxt["blk_n_ok"], blk_n_ok)),
+                    (out_j_last, pick(out_j_last, nj0, nxt["eq_j"])),
+                    (out_i_last, pick(nxt["eq_i"], nxt["eq_ibP"], nxt["eq_ib"])),
+                ]
+                end_vals = []
+                for reg, value in ends:
+                    end_vals.append((reg, Job(reg.shape(), name=f"end_{reg.name}")))
+                    m.d.sync += end_vals[-1][1].eq(value)
             else:
                 e_row, e_blk, e_col = r_end & t_br, r_end & ~t_br & j_br, r_end & ~t_br & ~j_br
-                end_flags = []
         with m.If(advance):
             m.d.sync += out_addr.eq(out_addr + 1)
-            if os_:
+            if os_ and R >= 3:
+                with m.If(r_end):
+                    m.d.sync += [reg.eq(value) for reg, value in end_vals]
+                    m.d.sync += out_r.eq(0)
+                with m.Else():
+                    # out_abs + 1 < M, i.e. out_abs < M - 1 (M >= 1 in a running job)
+                    m.d.sync += [out_r.eq(out_r + 1), out_rel.eq(out_rel + 1),
+                                 row_ok_r.eq(out_rel[-1])]
+            elif os_:
                 # the sequencer's fold order (blocks of P_os tile rows, j, row)
                 with m.If(e_row):
                     m.d.sync += [out_t.eq(nxt["t1"]), out_i.eq(nxt["i1"]),
@@ -1083,8 +1139,7 @@ class GemmCore(wiring.Component):
                 # output frame with padding, so that nothing of this job leaks into the next.
                 with m.If(abort_wait != abort_cycles):
                     m.d.sync += abort_wait.eq(abort_wait + 1)
-                drained = abort_wait == abort_cycles
-                with m.If(drained & out_empty_r):
+                with m.If(drained_r & out_empty_r):
                     finish(False)
                 with m.Elif(last_beat):
                     m.d.sync += out_active.eq(0)
@@ -1116,7 +1171,7 @@ class GemmCore(wiring.Component):
             # (no loader.abort: the loader raised the error as it left its loading
             # states, so it is idle now and discards the rest of a cut-off frame
             # itself; keeping its error pulse out of its own enables shortens them)
-            m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0)]
+            m.d.sync += [running.eq(0), aborting.eq(1), abort_wait.eq(0), drained_r.eq(0)]
             for sig in seq_abort_sigs:
                 m.d.sync += sig.eq(0)
             with m.If(out_started):
@@ -1127,15 +1182,14 @@ class GemmCore(wiring.Component):
             m.d.sync += [running.eq(1), out_active.eq(~mode_noout), out_addr.eq(0),
                          out_r.eq(0), out_j.eq(0), out_ibase.eq(0), out_sent.eq(0),
                          sent_last.eq(out_rows_m1 == 0),
-                         out_abs.eq(0), row_ok_r.eq(1),    # 0 < M: M >= 1 here
+                         out_abs.eq(0), out_rel.eq(-m_m1),
+                         row_ok_r.eq(1),    # 0 < M: M >= 1 here
                          out_i_last.eq(ni_m1 == 0), out_j_last.eq(nj_m1 == 0),
                          out_i.eq(0), out_ib.eq(0), out_t.eq(0), out_blk.eq(0),
                          out_blk_n.eq(P_os * R), blk_n_ok.eq(m_mPR > 0),
                          out_ib_n.eq(P_os)]
             if os_ and R >= 2:
                 m.d.sync += r_end.eq(0)     # out_r = 0 < R - 1
-            if os_:
-                m.d.sync += [flag.eq(0) for flag in end_flags]
             seq_reset()
         with m.If(self.hard_reset):
             m.d.sync += [reg.eq(0) for reg in counter_state]
