@@ -29,11 +29,6 @@ from .pe import (OSProcessingElement, WSProcessingElement, OSControl, WSControl,
 
 __all__ = ["SystolicArray"]
 
-#: OS drain: bits of a column's result per copy of the row select (each copy drives the
-#: row multiplexers of that many bits; one copy per column fanned out to 32 bits x 3
-#: select bits and was the longest route of a run).
-DRAIN_SLICE = 8
-
 
 def _delay(m, sig, n, name, *, reset_less=False):
     """``sig`` delayed by ``n`` registers (``n == 0`` returns ``sig``). Data delays (and
@@ -168,31 +163,27 @@ class SystolicArray(wiring.Component):
         tag_hold = Signal(self.tag.shape(), reset_less=True)
         cur_tag = Signal.like(self.tag)
         # (reset-less: set to 0 a cycle before every drain, read only while draining)
-        # One copy per column and per DRAIN_SLICE bits of it (each drives that slice's
-        # multiplexers only).
-        slices = [(lo, min(lo + DRAIN_SLICE, self._acc_bits))
-                  for lo in range(0, self._acc_bits, DRAIN_SLICE)]
-        sel = [Signal(range(R), name=f"drain_sel{c}_{k}", reset_less=True)
-               for c in range(C) for k in range(len(slices))]
+        sel = [Signal(range(R), name=f"drain_sel{c}", reset_less=True) for c in range(C)]
         o_data = Signal(self.o_data.shape(), reset_less=True)
         o_tag = Signal(self.o_tag.shape(), reset_less=True)
         m.d.comb += [self.o_data.eq(o_data), self.o_tag.eq(o_tag), cur_tag.eq(tag_hold)]
         with m.If(start):
             m.d.comb += cur_tag.eq(start_tag)
-        for copy in sel:
+        # Each copy counts up from the 0 set a cycle before a drain and rests at R - 1 (it
+        # steps every cycle of a drain), so no drain flag reaches the copies' enables.
+        for c in range(C):
             with m.If(start_pre):
-                m.d.sync += copy.eq(0)
-            with m.Elif((start | active) & (copy != R - 1)):
-                m.d.sync += copy.eq(copy + 1)
+                m.d.sync += sel[c].eq(0)
+            with m.Elif(sel[c] != R - 1):
+                m.d.sync += sel[c].eq(sel[c] + 1)
         m.d.sync += self.o_valid.eq(start | active)
         o_row = Signal(self.o_row.shape(), reset_less=True)     # read under o_valid
         m.d.comb += self.o_row.eq(o_row)
         with m.If(start | active):
             m.d.sync += [o_row.eq(sel[0]), o_tag.eq(cur_tag)]
             for c in range(C):
-                for k, (lo, hi) in enumerate(slices):
-                    col = Array(pe[r][c].result[lo:hi] for r in range(R))
-                    m.d.sync += o_data[c][lo:hi].eq(col[sel[c * len(slices) + k]])
+                col = Array(pe[r][c].result for r in range(R))
+                m.d.sync += o_data[c].eq(col[sel[c]])
             with m.If(start):
                 m.d.sync += tag_hold.eq(start_tag)
             if R == 1:

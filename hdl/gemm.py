@@ -293,9 +293,10 @@ class GemmCore(wiring.Component):
         running = Signal()        # sequencer/writer/output may act
         aborting = Signal()
         abort_cycles = array.latency + R + 16
-        abort_wait = Signal(range(abort_cycles + 1))
-        # abort_wait == abort_cycles, a cycle late (cleared with abort_wait at an abort)
-        drained_r = Signal()
+        # (both set at an abort and read only in ABORT: no reset) abort_wait ==
+        # abort_cycles, a cycle late
+        abort_wait = Signal(range(abort_cycles + 1), reset_less=True)
+        drained_r = Signal(reset_less=True)
         m.d.sync += drained_r.eq(abort_wait == abort_cycles)
         seq_done = Signal()       # all steps issued
         # (span, span_done and out_started are cleared at START and read only in a running
@@ -371,8 +372,8 @@ class GemmCore(wiring.Component):
             # gap_min at a fold end, resting at 0), and "none owed" in a register
             gap_left = Job(8)
             gap_ok_r = Job()      # gap_left == 0, kept in a register (off the issue path)
-            # i_idx == ni_m1, j_idx == nj_m1 and kk == steps_m1, kept in registers likewise
-            i_at_last = Job(); j_at_last = Job(); kk_at_last = Job()
+            # i_idx == ni_m1 and j_idx == nj_m1, kept in registers likewise
+            i_at_last = Job(); j_at_last = Job()
             # The next fold's position, computed into registers from this fold's (each is
             # valid the cycle after the position changes, which is the cycle after a fold
             # end, and fold ends are at least OS_MIN_FOLD cycles apart): the fold end then
@@ -403,9 +404,9 @@ class GemmCore(wiring.Component):
                 nx_c_base.eq(c_base + R),
             ]
             waiting = Signal(); stepping = Signal()
-            # stepping & kk_at_last, waiting & gap_ok_r, and that & steps_one, kept in
+            # stepping & (kk == steps_m1), waiting & gap_ok_r, and that & steps_one, kept in
             # registers: the fold end (the last step issues) is then st_last | (wg1 &
-            # data_ok_r), three flip-flops, and it is the enable of every position register
+            # data_ok_r), three flip-flops
             st_last = Signal(); wg = Signal(); wg1 = Signal(); fold_end = Signal()
             data_ok = Signal(); go = Signal(); issuing = Signal()
             # The control flags above take their own copy of "the operands are in", kept
@@ -432,11 +433,12 @@ class GemmCore(wiring.Component):
                 seq_stall.eq(wg & ~data_ok),
                 issuing.eq(go | stepping),
                 issuing_k.eq((wg & dk) | stepping),
-                is_last.eq(kk_at_last),
+                # a fold's first step is its last when it has one step; a later one, st_last
+                is_last.eq(Mux(stepping, st_last, steps_one)),
                 # = issuing & is_last (waiting and stepping are never both set)
                 fold_end.eq(st_last | (wg1 & data_ok_r)),
                 fold_end_k.eq(st_last | (wg1 & dk)),
-                # (between folds kk, ss and kk_at_last hold their first step's values and the
+                # (between folds kk and ss hold their first step's values and the
                 # pointers the next fold's bases: the scratchpad addresses are flip-flops)
                 a_spad.r_addr[0].eq(a_ptr),
                 b_spad.r_addr[0].eq(b_ptr),
@@ -469,7 +471,7 @@ class GemmCore(wiring.Component):
             # picked by registers; the fold end is only their enable.)
             with m.If(fold_end):
                 m.d.sync += [gap_left.eq(gap_min), gap_ok_r.eq(gap_min == 0), kk.eq(0),
-                             kk_at_last.eq(steps_one), ss.eq(0), c_base.eq(nx_c_base),
+                             ss.eq(0), c_base.eq(nx_c_base),
                              last_fold.eq(Mux(br_row, eq_i_row & j_at_last,
                                               Mux(br_blk, eq_i_blk & (nj_m1 == 0),
                                                   eq_i_col & eq_j_col)))]
@@ -483,7 +485,7 @@ class GemmCore(wiring.Component):
                 with m.Else():
                     m.d.sync += [a_ptr.eq(a_blk), b_ptr.eq(nx_b_base)]
             with m.Elif(issuing):
-                m.d.sync += [kk.eq(kk + 1), kk_at_last.eq(kk == steps_m2), b_ptr.eq(b_ptr + 1)]
+                m.d.sync += [kk.eq(kk + 1), b_ptr.eq(b_ptr + 1)]
                 if sp_n == 1:
                     m.d.sync += a_ptr.eq(a_ptr + 1)
                 else:
@@ -530,7 +532,6 @@ class GemmCore(wiring.Component):
                 m.d.sync += [ib.eq(0), tt.eq(0), i_idx.eq(0), a_blk.eq(0), j_idx.eq(0), kk.eq(0),
                              ib_n.eq(P), a_blk_n.eq(groups * P),
                              ss.eq(0), i_at_last.eq(ni_m1 == 0), j_at_last.eq(nj_m1 == 0),
-                             kk_at_last.eq(steps_one),
                              a_base.eq(0), b_base.eq(0), a_need.eq(groups), b_need.eq(steps),
                              a_ptr.eq(0), b_ptr.eq(0),
                              data_ok_r.eq(0), data_nok_k.eq(1),   # no word of this job is in yet

@@ -94,7 +94,12 @@ class Loader(wiring.Component):
         def sub_zero():
             m.d.sync += sub.eq(0)
         q = Signal(range(max(2, -(-max(self._wa, self._wb) // S) + 1)))  # beat index (W > S)
-        discard = Signal()
+        # discard (and hard, below) take no reset of their own: the cycle after a reset,
+        # after_reset (a flip-flop the reset sets) clears them and keeps TREADY low, so
+        # that the reset reaches a flip-flop's reset pin rather than their logic
+        discard = Signal(reset_less=True)
+        after_reset = Signal(init=1)
+        m.d.sync += after_reset.eq(0)
 
         # The error pulses and the write enables are reset-less too: an error pulse acts only
         # on a running job (which a reset stops), and a write the cycle after a reset lands
@@ -201,7 +206,7 @@ class Loader(wiring.Component):
         # A frame cut off mid-way (abort, or no TLAST where it was due) is certainly still
         # arriving: its remainder is discarded even if a new job starts first ("hard").
         # A rejected job's frame may never come: a new job cancels that discard.
-        hard = Signal()
+        hard = Signal(reset_less=True)
         single_a = Signal()
 
         def common():
@@ -234,7 +239,7 @@ class Loader(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += self.s_ready.eq(discard)
+                m.d.comb += self.s_ready.eq(discard & ~after_reset)
                 with m.If(discard & self.s_valid & self.s_last):
                     m.d.sync += [discard.eq(0), hard.eq(0)]
                 common()
@@ -290,5 +295,7 @@ class Loader(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 segment("a2", self._wa, a_cnt, a_we, a_data, to_done)
                 common()
+        with m.If(after_reset):
+            m.d.sync += [discard.eq(0), hard.eq(0)]
 
         return m

@@ -190,6 +190,8 @@ class SparseCore(wiring.Component):
         # entries not yet accepted after the next beat (the count the flags below are
         # updated from, so that their compares start at a register, not a subtract)
         rem_after = Signal(range(cfg.max_nnz + 1))
+        # rem_after < 2**kb, kept in a register (set at CHECK, stepped with rem_after)
+        rem_small = Signal()
         # rows the accepted entries have yet to end: rows_todo, kept as its low bits
         # (todo_lo, as wide as a beat's row count), its high part and that less one, and
         # whether the high part is zero, so that a beat's update is a short subtract
@@ -589,13 +591,7 @@ class SparseCore(wiring.Component):
                     with m.Else():
                         m.d.sync += flush.eq(0)
                 with m.If(self.start):
-                    m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
-                                 self.busy.eq(1), self.done.eq(0), self.error.eq(0),
-                                 err_code.eq(0), acc_open.eq(0), padding.eq(0), flush.eq(0),
-                                 m_small.eq(self.rows[mb:] == 0)]
-                    m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
-                    m.d.sync += clear.eq(1)
-                    m.next = "SETUP"
+                    m.next = "SETUP"       # (its registers: start_job below)
             with m.State("SETUP"):
                 m.d.sync += [room.eq(Q), room_ok.eq(1), x_idx.eq(0)]
                 m.d.sync += [x_beats.eq((N + (wx - 1)) >> wxb), rem_after.eq(E - L),
@@ -610,7 +606,8 @@ class SparseCore(wiring.Component):
             with m.State("CHECK"):
                 # x_beats <= x_depth when the job passes (COLS <= MAX_COLS)
                 m.d.sync += [x_rem.eq(x_beats), x_last.eq(x_beats == 1),
-                             *count_entries(e_small, E[:kb])]
+                             *count_entries(e_small, E[:kb]),
+                             rem_small.eq(rem_after[kb:] == 0)]
                 with m.If(chk_dim | chk_over):
                     fail(Mux(chk_dim, ERR["BAD_DIM"], ERR["OVER_LIMIT"]))
                     m.d.sync += flush.eq(1)
@@ -643,8 +640,11 @@ class SparseCore(wiring.Component):
                 # one failed (bad_q) or ended the frame: the job is over then and they go
                 # unused. So their enable does not wait for the checks.
                 with m.If(self.s_valid & acc_open & s1_free & room_ok):
+                    # (rem_after - L < 2**kb while rem_after >= L; below L this beat's
+                    # successor is the final one and the flag is not read again)
                     m.d.sync += [rem_after.eq(rem_after - L),
-                                 *count_entries(rem_after[kb:] == 0, rem_after[:kb])]
+                                 rem_small.eq(rem_after < (1 << kb) + L),
+                                 *count_entries(rem_small, rem_after[:kb])]
                     with m.If(final_in):
                         m.d.sync += acc_open.eq(0)
                 with m.If(bad_q):
@@ -666,6 +666,18 @@ class SparseCore(wiring.Component):
                     m.d.comb += pad_next.eq(1)
                 with m.If(last_beat):
                     finish()
+        # IDLE's start writes its registers under start & ~busy (IDLE is ~busy: busy is set
+        # leaving IDLE and cleared by finish, which returns there) rather than a decode of
+        # the state: the counters' clear is then a LUT of three flip-flops
+        start_job = Signal()
+        m.d.comb += start_job.eq(self.start & ~self.busy)
+        with m.If(start_job):
+            m.d.sync += [M.eq(self.rows), N.eq(self.cols), E.eq(self.entries),
+                         self.busy.eq(1), self.done.eq(0), self.error.eq(0),
+                         err_code.eq(0), acc_open.eq(0), padding.eq(0), flush.eq(0),
+                         m_small.eq(self.rows[mb:] == 0)]
+            m.d.sync += [getattr(self, c).eq(0) for c in COUNTERS]
+            m.d.sync += clear.eq(1)
         return m
 
 
