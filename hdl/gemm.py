@@ -263,6 +263,9 @@ class GemmCore(wiring.Component):
         y_kg = Job(DIM_BITS + 1)
         # values the sequencer and output engine compare against, registered per job
         ni_m1 = Job(DIM_BITS); nj_m1 = Job(DIM_BITS); nk_m1 = Job(DIM_BITS)
+        # nj_m1 == 0 in a register (nj_m1 is written in setup, read from CHECK on)
+        nj_one = Job()
+        m.d.sync += nj_one.eq(nj_m1 == 0)
         steps_m1 = Job(DIM_BITS); gap_min = Job(8); out_rows_m1 = Job(cnt_bits)
         steps_one = Job()             # steps == 1
         # CHECK's conditions, registered in setup (SETUP0, SETUP5, SETUP6)
@@ -473,7 +476,7 @@ class GemmCore(wiring.Component):
                 m.d.sync += [gap_left.eq(gap_min), gap_ok_r.eq(gap_min == 0), kk.eq(0),
                              ss.eq(0), c_base.eq(nx_c_base),
                              last_fold.eq(Mux(br_row, eq_i_row & j_at_last,
-                                              Mux(br_blk, eq_i_blk & (nj_m1 == 0),
+                                              Mux(br_blk, eq_i_blk & nj_one,
                                                   eq_i_col & eq_j_col)))]
                 m.d.comb += [a_need_d.eq(a_need_nx), b_need_d.eq(b_need_nx), ok_d.eq(ok_nx)]
                 with m.If(last_fold):
@@ -505,7 +508,7 @@ class GemmCore(wiring.Component):
                     m.d.sync += [tt.eq(nx_tt), i_idx.eq(nx_i), i_at_last.eq(eq_i_row),
                                  a_base.eq(nx_a_base), a_need_row.eq(nx_a_need_row)]
                 with m.Elif(br_blk):
-                    m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_m1 == 0),
+                    m.d.sync += [tt.eq(0), j_idx.eq(0), j_at_last.eq(nj_one),
                                  ib.eq(ib_n), i_idx.eq(ib_n), ib_n.eq(nx_ib_n),
                                  i_at_last.eq(eq_i_blk),
                                  a_blk.eq(a_blk_n), a_blk_n.eq(nx_a_blk_n),
@@ -768,7 +771,6 @@ class GemmCore(wiring.Component):
                 # inside M" after a step within the tile row is its sign bit.
                 def pick(row, blk, col):
                     return Mux(t_br, row, Mux(j_br, blk, col))
-                nj0 = nj_m1 == 0
                 ends = [
                     (out_t, pick(nxt["t1"], 0, 0)),
                     (out_i, pick(nxt["i1"], out_ib_n, out_ib)),
@@ -781,7 +783,7 @@ class GemmCore(wiring.Component):
                     (out_rel, pick(nxt["ibase_R"] - m_m1, out_blk_n - m_m1, out_blk - m_m1)),
                     (row_ok_r, pick(nxt["lt_mR"], blk_n_ok, nxt["lt_blk"])),
                     (blk_n_ok, pick(blk_n_ok, nxt["blk_n_ok"], blk_n_ok)),
-                    (out_j_last, pick(out_j_last, nj0, nxt["eq_j"])),
+                    (out_j_last, pick(out_j_last, nj_one, nxt["eq_j"])),
                     (out_i_last, pick(nxt["eq_i"], nxt["eq_ibP"], nxt["eq_ib"])),
                 ]
                 end_vals = []
@@ -812,7 +814,7 @@ class GemmCore(wiring.Component):
                                  out_blk.eq(out_blk_n), out_blk_n.eq(nxt["blk_n"]),
                                  out_ibase.eq(out_blk_n), out_abs.eq(out_blk_n),
                                  row_ok_r.eq(blk_n_ok), blk_n_ok.eq(nxt["blk_n_ok"]),
-                                 out_j_last.eq(nj_m1 == 0), out_i_last.eq(nxt["eq_ibP"])]
+                                 out_j_last.eq(nj_one), out_i_last.eq(nxt["eq_ibP"])]
                 with m.If(e_col):
                     m.d.sync += [out_j.eq(nxt["j1"]), out_t.eq(0), out_i.eq(out_ib),
                                  out_ibase.eq(out_blk), out_abs.eq(out_blk),

@@ -22,7 +22,7 @@ after it). After an abort the loader also discards the rest of
 the frame, up to TLAST, unless a new job starts first.
 """
 
-from amaranth import Module, Signal
+from amaranth import Module, Signal, Mux
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -128,6 +128,26 @@ class Loader(wiring.Component):
         before_last = {k: Signal(self.n_a.shape() if k != "b" else self.n_b.shape(),
                                  name=f"before_last_{k}") for k in ("a1", "a", "b")}  # last - 1
         flags_of = {"a": ("a",), "a2": ("a",), "b": ("b",)}
+        # ``count == before_last`` without a compare on the flags' path: registers of the
+        # compares of this cycle's count with last - 2 and with last - 3 are the compares
+        # of the next cycle's count with last - 2 when the count holds or steps by one
+        # (which it does but at a start, and no count steps the cycle after a start: the
+        # beat buffer or beat index is empty then)
+        before_last2 = {k: Signal(v.shape(), name=f"before_last2_{k}")
+                        for k, v in before_last.items()}                       # last - 3
+        count_of = {"a1": a_cnt, "a": a_cnt, "b": b_cnt}
+        step_now = {c: Signal(name=f"{c}_step") for c in ("a", "b")}
+        step_r = {c: Signal(name=f"{c}_step_r") for c in ("a", "b")}
+        eq_hold = {k: Signal(name=f"eq_hold_{k}") for k in before_last}
+        eq_step = {k: Signal(name=f"eq_step_{k}") for k in before_last}
+        m.d.sync += [step_r[c].eq(step_now[c]) for c in step_now]
+        for k in before_last:
+            m.d.sync += [eq_hold[k].eq(count_of[k] == before_last[k]),
+                         eq_step[k].eq(count_of[k] == before_last2[k])]
+
+        def at_before_last(k):
+            """``count == before_last[k]`` this cycle."""
+            return Mux(step_r["b" if k == "b" else "a"], eq_step[k], eq_hold[k])
 
         # The segment in progress's "last word" flag and (W <= S) its "last word of the
         # beat" flag, in registers of their own: in the A, B and A2 states they equal
@@ -140,9 +160,10 @@ class Loader(wiring.Component):
 
         def stepped(seg, count):
             """``count`` steps to ``count + 1`` this cycle."""
+            m.d.comb += step_now["b" if seg == "b" else "a"].eq(1)
             for k in flags_of[seg]:
-                m.d.sync += at_last[k].eq(count == before_last[k])
-            m.d.sync += lw_cur.eq(count == before_last[key_of[seg]])
+                m.d.sync += at_last[k].eq(at_before_last(k))
+            m.d.sync += lw_cur.eq(at_before_last(key_of[seg]))
 
         def enter(seg):
             """The flags of segment ``seg``, entered with its sub-word index at zero."""
@@ -201,13 +222,19 @@ class Loader(wiring.Component):
                         nxt(last_word, beat_last=self.s_last)
                     with m.Elif(self.s_last):
                         m.d.sync += [err_short.eq(1), q.eq(0)]
-                        m.next = "IDLE"
+                        goto("IDLE")
 
         # A frame cut off mid-way (abort, or no TLAST where it was due) is certainly still
         # arriving: its remainder is discarded even if a new job starts first ("hard").
         # A rejected job's frame may never come: a new job cancels that discard.
         hard = Signal(reset_less=True)
         single_a = Signal()
+        # state flags, one-hot (IDLE after a reset)
+        st = {n: Signal(init=(n == "IDLE"), name=f"st_{n.lower()}")
+              for n in ("IDLE", "DRAIN", "A", "B", "A2")}
+
+        def goto(name):
+            m.d.sync += [flag.eq(n == name) for n, flag in st.items()]
 
         def common():
                 with m.If(self.abort):
@@ -215,7 +242,7 @@ class Loader(wiring.Component):
                     sub_zero()
                     with m.If(self.busy):
                         m.d.sync += [discard.eq(1), hard.eq(1)]
-                    m.next = "IDLE"
+                    goto("IDLE")
                 with m.If(self.flush):
                     m.d.sync += [discard.eq(1), hard.eq(0)]
                 with m.If(self.cancel & ~hard):
@@ -228,73 +255,76 @@ class Loader(wiring.Component):
                                  at_last["b"].eq(self.n_b == 1),
                                  before_last["a1"].eq(self.n_a1 - 2),
                                  before_last["a"].eq(self.n_a - 2),
-                                 before_last["b"].eq(self.n_b - 2)]
+                                 before_last["b"].eq(self.n_b - 2),
+                                 before_last2["a1"].eq(self.n_a1 - 3),
+                                 before_last2["a"].eq(self.n_a - 3),
+                                 before_last2["b"].eq(self.n_b - 3)]
                     sub_zero()
                     m.d.sync += [lw_cur.eq(self.n_a1 == 1), se_cur.eq(S // self._wa == 1)]
                     with m.If(discard & hard):
-                        m.next = "DRAIN"
+                        goto("DRAIN")
                     with m.Else():
                         m.d.sync += discard.eq(0)
-                        m.next = "A"
+                        goto("A")
 
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.s_ready.eq(discard & ~after_reset)
-                with m.If(discard & self.s_valid & self.s_last):
-                    m.d.sync += [discard.eq(0), hard.eq(0)]
-                common()
-            with m.State("DRAIN"):
-                # a job started while the tail of a cut-off frame is still coming
-                m.d.comb += [self.s_ready.eq(1), self.busy.eq(1)]
-                with m.If(self.s_valid & self.s_last):
-                    m.d.sync += [discard.eq(0), hard.eq(0)]
-                    m.next = "A"
-                with m.If(self.abort):
-                    m.next = "IDLE"
+        # the state in one-hot flags (one flip-flop per state to decode)
+        with m.If(st["IDLE"]):
+            m.d.comb += self.s_ready.eq(discard & ~after_reset)
+            with m.If(discard & self.s_valid & self.s_last):
+                m.d.sync += [discard.eq(0), hard.eq(0)]
+            common()
+        with m.If(st["DRAIN"]):
+            # a job started while the tail of a cut-off frame is still coming
+            m.d.comb += [self.s_ready.eq(1), self.busy.eq(1)]
+            with m.If(self.s_valid & self.s_last):
+                m.d.sync += [discard.eq(0), hard.eq(0)]
+                goto("A")
+            with m.If(self.abort):
+                goto("IDLE")
 
-            def to(target):
-                def go(last_word, beat_last=None):
-                    bl = buf_last if beat_last is None else beat_last
-                    with m.If(bl & ~last_word):
-                        m.d.sync += err_short.eq(1)
-                        m.next = "IDLE"
-                    with m.Elif(last_word):
-                        with m.If(bl):
-                            m.d.sync += err_short.eq(1)   # frame ended too early
-                            m.next = "IDLE"
-                        with m.Else():
-                            enter(target.lower())
-                            m.next = target
-                return go
-
-            def to_done(last_word, beat_last=None):
+        def to(target):
+            def go(last_word, beat_last=None):
                 bl = buf_last if beat_last is None else beat_last
-                with m.If(last_word):
-                    with m.If(~bl):
-                        m.d.sync += [err_long.eq(1), discard.eq(1), hard.eq(1)]
-                    m.next = "IDLE"
-                with m.Elif(bl):
+                with m.If(bl & ~last_word):
                     m.d.sync += err_short.eq(1)
-                    m.next = "IDLE"
+                    goto("IDLE")
+                with m.Elif(last_word):
+                    with m.If(bl):
+                        m.d.sync += err_short.eq(1)   # frame ended too early
+                        goto("IDLE")
+                    with m.Else():
+                        enter(target.lower())
+                        goto(target)
+            return go
 
-            def after_b(last_word, beat_last=None):
-                with m.If(single_a):
-                    to_done(last_word, beat_last)
-                with m.Else():
-                    to("A2")(last_word, beat_last)
+        def to_done(last_word, beat_last=None):
+            bl = buf_last if beat_last is None else beat_last
+            with m.If(last_word):
+                with m.If(~bl):
+                    m.d.sync += [err_long.eq(1), discard.eq(1), hard.eq(1)]
+                goto("IDLE")
+            with m.Elif(bl):
+                m.d.sync += err_short.eq(1)
+                goto("IDLE")
 
-            with m.State("A"):
-                m.d.comb += self.busy.eq(1)
-                segment("a", self._wa, a_cnt, a_we, a_data, to("B"))
-                common()
-            with m.State("B"):
-                m.d.comb += self.busy.eq(1)
-                segment("b", self._wb, b_cnt, b_we, b_data, after_b)
-                common()
-            with m.State("A2"):
-                m.d.comb += self.busy.eq(1)
-                segment("a2", self._wa, a_cnt, a_we, a_data, to_done)
-                common()
+        def after_b(last_word, beat_last=None):
+            with m.If(single_a):
+                to_done(last_word, beat_last)
+            with m.Else():
+                to("A2")(last_word, beat_last)
+
+        with m.If(st["A"]):
+            m.d.comb += self.busy.eq(1)
+            segment("a", self._wa, a_cnt, a_we, a_data, to("B"))
+            common()
+        with m.If(st["B"]):
+            m.d.comb += self.busy.eq(1)
+            segment("b", self._wb, b_cnt, b_we, b_data, after_b)
+            common()
+        with m.If(st["A2"]):
+            m.d.comb += self.busy.eq(1)
+            segment("a2", self._wa, a_cnt, a_we, a_data, to_done)
+            common()
         with m.If(after_reset):
             m.d.sync += [discard.eq(0), hard.eq(0)]
 
