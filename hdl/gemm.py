@@ -458,8 +458,6 @@ class GemmCore(wiring.Component):
             # The control flags (on their copy of the operands' flag): the fold end, a step,
             # or the gap before a short fold counting down
             with m.If(fold_end_k):
-                # After the last fold the position steps on too (nothing reads it
-                # until the next job's CHECK sets it): one condition less on its enables.
                 m.d.sync += [stepping.eq(0), st_last.eq(0), waiting.eq(~last_fold),
                              wg.eq(~last_fold & (gap_min == 0)),
                              wg1.eq(~last_fold & (gap_min == 0) & steps_one)]
@@ -501,7 +499,8 @@ class GemmCore(wiring.Component):
                     m.d.sync += [gap_left.eq(gap_left - 1), gap_ok_r.eq(gap_left[1:] == 0)]
             # The fold position, the cycle after the fold end (br_row/br_blk and the nx_
             # values still describe the fold that ended): fold order, blocks of P tile rows;
-            # within a block j, then the row.
+            # within a block j, then the row. After the last fold the position steps on too
+            # (nothing reads it until the next job's CHECK sets it).
             m.d.sync += pos_en.eq(fold_end)
             with m.If(pos_en):
                 with m.If(br_row):

@@ -267,7 +267,8 @@ class Loader(wiring.Component):
                         m.d.sync += discard.eq(0)
                         goto("A")
 
-        # the state in one-hot flags (one flip-flop per state to decode)
+        # The state in one-hot flags, one flip-flop per state to decode (Yosys re-encodes
+        # no Amaranth FSM: its state register has an initial value, which fsm_detect skips)
         with m.If(st["IDLE"]):
             m.d.comb += self.s_ready.eq(discard & ~after_reset)
             with m.If(discard & self.s_valid & self.s_last):
